@@ -1,0 +1,14 @@
+# Warnings and sanitizers live on an INTERFACE target that every echolab target links,
+# so nothing leaks into global flags and third-party code is left alone.
+add_library(echolab_warnings INTERFACE)
+add_library(echolab::warnings ALIAS echolab_warnings)
+target_compile_options(echolab_warnings INTERFACE -Wall -Wextra -Wshadow -Wnon-virtual-dtor
+                       -Wold-style-cast -Wcast-align -Woverloaded-virtual -Wnull-dereference)
+if(ECHOLAB_WERROR)
+  target_compile_options(echolab_warnings INTERFACE -Werror)
+endif()
+if(ECHOLAB_SANITIZE)
+  target_compile_options(echolab_warnings INTERFACE -fsanitize=${ECHOLAB_SANITIZE} -fno-omit-frame-pointer
+                         -fno-sanitize-recover=all)
+  target_link_options(echolab_warnings INTERFACE -fsanitize=${ECHOLAB_SANITIZE})
+endif()

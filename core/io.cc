@@ -1,0 +1,208 @@
+#include "core/io.h"
+
+#include <fcntl.h>
+#include <signal.h>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+#include <string>
+
+namespace echolab {
+namespace {
+
+IoStatus classify(int err) {
+  switch (err) {
+    case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+    case EWOULDBLOCK:
+#endif
+      return IoStatus::would_block;
+    case ECONNRESET:
+    case EPIPE:
+    case ETIMEDOUT:
+    case ENOTCONN:
+      return IoStatus::reset;
+    default:
+      return IoStatus::error;
+  }
+}
+
+IoResult failure(int err) { return IoResult{classify(err), 0, err}; }
+
+// The spare descriptor of accept_connection, shared by every thread of the process.
+std::mutex g_spare_mutex;
+int g_spare_fd = -1;
+
+bool is_transient_accept_error(int err) {
+  switch (err) {
+    case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+    case EWOULDBLOCK:
+#endif
+    case EINTR:
+    case ECONNABORTED:
+    case EPROTO:
+    case EPERM:
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+    case ENOBUFS:
+    case ENOMEM:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Out of descriptors: close the spare, take the waiting connection, close it, re-arm. The
+// client sees an immediate close instead of hanging, and the listener stops being readable.
+void refuse_with_spare(int listen_fd, Counters& counters) {
+  std::lock_guard lock(g_spare_mutex);
+  if (g_spare_fd < 0) {
+    return;
+  }
+  ::close(g_spare_fd);
+  g_spare_fd = -1;
+  counters.count(Syscall::accept);
+  const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+  if (fd >= 0) {
+    ::close(fd);
+    ++counters.connections_refused;
+  }
+  g_spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+std::atomic<bool> g_log_connections{false};
+
+// One line per connection, for people and tests checking who connected (never in a benchmark).
+void log_peer(int fd) {
+  SocketAddress peer;
+  if (::getpeername(fd, peer.get(), &peer.length) == 0) {
+    const std::string line = "echolab-server: accepted " + format_address(peer) + "\n";
+    [[maybe_unused]] ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
+  }
+}
+
+}  // namespace
+
+void set_connection_logging(bool on) { g_log_connections.store(on); }
+
+IoResult receive_some(int fd, std::span<std::byte> buffer, Counters& counters) {
+  for (;;) {
+    counters.count(Syscall::recv);
+    const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
+    if (n > 0) {
+      return IoResult{IoStatus::ok, static_cast<std::size_t>(n), 0};
+    }
+    if (n == 0) {
+      return IoResult{IoStatus::closed, 0, 0};
+    }
+    if (errno != EINTR) {
+      return failure(errno);
+    }
+  }
+}
+
+IoResult send_some(int fd, std::span<const std::byte> data, Counters& counters) {
+  for (;;) {
+    counters.count(Syscall::send);
+    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n >= 0) {
+      return IoResult{IoStatus::ok, static_cast<std::size_t>(n), 0};
+    }
+    if (errno != EINTR) {
+      return failure(errno);
+    }
+  }
+}
+
+IoResult send_all(int fd, std::span<const std::byte> data, Counters& counters) {
+  std::size_t sent = 0;
+  while (sent < data.size()) {
+    IoResult result = send_some(fd, data.subspan(sent), counters);
+    if (result.status != IoStatus::ok) {
+      result.bytes = sent;
+      return result;
+    }
+    sent += result.bytes;
+  }
+  return IoResult{IoStatus::ok, sent, 0};
+}
+
+DatagramResult receive_datagram(int fd, std::span<std::byte> buffer, SocketAddress& from,
+                                Counters& counters) {
+  for (;;) {
+    from.length = sizeof(from.storage);
+    counters.count(Syscall::recvfrom);
+    const ssize_t n = ::recvfrom(fd, buffer.data(), buffer.size(), MSG_TRUNC, from.get(), &from.length);
+    if (n >= 0) {
+      const auto size = static_cast<std::size_t>(n);
+      return DatagramResult{IoStatus::ok, size, size > buffer.size(), 0};
+    }
+    if (errno != EINTR) {
+      return DatagramResult{classify(errno), 0, false, errno};
+    }
+  }
+}
+
+IoResult send_datagram(int fd, std::span<const std::byte> data, const SocketAddress& to,
+                       Counters& counters) {
+  for (;;) {
+    counters.count(Syscall::sendto);
+    const ssize_t n = ::sendto(fd, data.data(), data.size(), MSG_NOSIGNAL, to.get(), to.length);
+    if (n >= 0) {
+      return IoResult{IoStatus::ok, static_cast<std::size_t>(n), 0};
+    }
+    if (errno != EINTR) {
+      return failure(errno);
+    }
+  }
+}
+
+AcceptResult accept_connection(int listen_fd, Counters& counters, bool nonblocking) {
+  const int flags = SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0);
+  for (;;) {
+    counters.count(Syscall::accept);
+    const int fd = ::accept4(listen_fd, nullptr, nullptr, flags);
+    if (fd >= 0) {
+      ++counters.connections_accepted;
+      if (g_log_connections.load(std::memory_order_relaxed)) {
+        log_peer(fd);
+      }
+      return AcceptResult{Fd(fd), 0, false};
+    }
+    const int err = errno;
+    if (err == EINTR) {
+      continue;
+    }
+    if (err != EAGAIN && err != EWOULDBLOCK) {
+      ++counters.accept_errors;
+    }
+    if (err == EMFILE || err == ENFILE) {
+      refuse_with_spare(listen_fd, counters);
+      return AcceptResult{Fd(), err, false};
+    }
+    return AcceptResult{Fd(), err, !is_transient_accept_error(err)};
+  }
+}
+
+void reserve_spare_fd() {
+  std::lock_guard lock(g_spare_mutex);
+  if (g_spare_fd < 0) {
+    g_spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  }
+}
+
+void ignore_sigpipe() {
+  struct sigaction action {};
+  action.sa_handler = SIG_IGN;
+  ::sigaction(SIGPIPE, &action, nullptr);
+}
+
+}  // namespace echolab

@@ -1,0 +1,76 @@
+#pragma once
+// System calls of the serving path, made robust once for every engine: EINTR is retried,
+// SIGPIPE is never raised (MSG_NOSIGNAL), short counts are reported rather than hidden, and
+// each call is counted by kind in the caller's Counters.
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <span>
+
+#include "core/address.h"
+#include "core/fd.h"
+#include "core/stats.h"
+
+namespace echolab {
+
+enum class IoStatus {
+  ok,           // `bytes` transferred (may be fewer than asked: a short count)
+  would_block,  // EAGAIN on a non-blocking socket: wait for readiness
+  closed,       // orderly end of stream from the peer (recv returned 0)
+  reset,        // ECONNRESET / EPIPE: the peer is gone; close this connection only
+  error,        // anything else; `error` holds errno
+};
+
+struct IoResult {
+  IoStatus status = IoStatus::ok;
+  std::size_t bytes = 0;
+  int error = 0;
+};
+
+[[nodiscard]] IoResult receive_some(int fd, std::span<std::byte> buffer, Counters& counters);
+[[nodiscard]] IoResult send_some(int fd, std::span<const std::byte> data, Counters& counters);
+
+// Blocking sockets: sends all of `data`, looping over short writes. On failure, `bytes` says
+// how much was sent.
+[[nodiscard]] IoResult send_all(int fd, std::span<const std::byte> data, Counters& counters);
+
+struct DatagramResult {
+  IoStatus status = IoStatus::ok;
+  std::size_t bytes = 0;  // the datagram's real length, even when truncated
+  bool truncated = false;
+  int error = 0;
+};
+
+// recvfrom with MSG_TRUNC, so a datagram larger than `buffer` is reported as truncated
+// with its real size instead of silently cut.
+[[nodiscard]] DatagramResult receive_datagram(int fd, std::span<std::byte> buffer,
+                                              SocketAddress& from, Counters& counters);
+[[nodiscard]] IoResult send_datagram(int fd, std::span<const std::byte> data,
+                                     const SocketAddress& to, Counters& counters);
+
+// The outcome of accept_connection.
+struct AcceptResult {
+  Fd fd;
+  int error = 0;        // 0 on success
+  bool fatal = false;   // the listening socket itself is unusable (or was shut down)
+};
+
+// accept4(SOCK_CLOEXEC) with errors sorted as muduo does: transient ones (EAGAIN, EINTR,
+// ECONNABORTED, EPROTO, EPERM...) are retried by the caller; EMFILE/ENFILE are handled by
+// briefly giving back a reserved descriptor, accepting the waiting connection and closing
+// it (counted as refused), so the client is told at once instead of hanging in the backlog
+// and an event loop does not spin on a readable listener it cannot accept from.
+[[nodiscard]] AcceptResult accept_connection(int listen_fd, Counters& counters,
+                                             bool nonblocking = false);
+
+// Logs each accepted connection's peer on stderr ("echolab-server: accepted [::1]:5000").
+void set_connection_logging(bool on);
+
+// Reserves the spare descriptor accept_connection uses on EMFILE. Call once at start-up.
+void reserve_spare_fd();
+
+// Ignores SIGPIPE process-wide: belt and braces beside MSG_NOSIGNAL, for writes that are
+// not sends.
+void ignore_sigpipe();
+
+}  // namespace echolab

@@ -1,0 +1,181 @@
+#include "core/socket.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "core/error.h"
+
+namespace echolab {
+namespace {
+
+int set_int_option(int fd, int level, int name, int value) {
+  return ::setsockopt(fd, level, name, &value, sizeof(value)) == 0 ? 0 : errno;
+}
+
+// A unix socket file nobody accepts on is left over from a crashed server: remove it. One
+// that still answers belongs to a live server, and taking it over would steal its clients.
+void remove_stale_unix_socket(const std::string& path, const SocketAddress& address, int type) {
+  struct stat info {};
+  if (::lstat(path.c_str(), &info) != 0) {
+    return;  // nothing there
+  }
+  if (!S_ISSOCK(info.st_mode)) {
+    throw UsageError(path + " exists and is not a socket; refusing to replace it");
+  }
+  Fd probe(::socket(AF_UNIX, type | SOCK_CLOEXEC, 0));
+  if (!probe) {
+    throw_sys_error("socket");
+  }
+  if (::connect(probe.get(), address.get(), address.length) == 0) {
+    throw UsageError(path + " is in use by a running server");
+  }
+  if (errno == ECONNREFUSED || errno == ENOENT) {
+    ::unlink(path.c_str());
+  }
+}
+
+// connect(2) interrupted by a signal goes on in the background and must not be retried
+// (that gives EALREADY): wait for it to finish and read its outcome instead.
+int connect_completely(int fd, const SocketAddress& address) {
+  if (::connect(fd, address.get(), address.length) == 0) {
+    return 0;
+  }
+  if (errno != EINTR) {
+    return errno;
+  }
+  pollfd waiter{fd, POLLOUT, 0};
+  while (::poll(&waiter, 1, -1) < 0) {
+    if (errno != EINTR) {
+      return errno;
+    }
+  }
+  int err = 0;
+  socklen_t length = sizeof(err);
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &length) != 0) {
+    return errno;
+  }
+  return err;
+}
+
+}  // namespace
+
+Listener::~Listener() {
+  if (!unix_path_.empty() && fd_.valid()) {
+    ::unlink(unix_path_.c_str());
+  }
+}
+
+int apply_connection_options(int fd, Transport transport, const SocketOptions& options) {
+  if (transport == Transport::tcp && options.no_delay) {
+    if (int err = set_int_option(fd, IPPROTO_TCP, TCP_NODELAY, 1)) {
+      return err;
+    }
+  }
+  if (options.send_buffer > 0) {
+    if (int err = set_int_option(fd, SOL_SOCKET, SO_SNDBUF, options.send_buffer)) {
+      return err;
+    }
+  }
+  if (options.receive_buffer > 0) {
+    if (int err = set_int_option(fd, SOL_SOCKET, SO_RCVBUF, options.receive_buffer)) {
+      return err;
+    }
+  }
+  return 0;
+}
+
+int set_nonblocking(int fd, bool on) {
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0) {
+    return errno;
+  }
+  const int wanted = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
+  if (wanted != flags && ::fcntl(fd, F_SETFL, wanted) < 0) {
+    return errno;
+  }
+  return 0;
+}
+
+Listener open_listener(const Endpoint& endpoint, Transport transport, const SocketOptions& options) {
+  const std::vector<SocketAddress> candidates = resolve(endpoint, transport, /*passive=*/true);
+  const int type = socket_type(transport);
+  if (endpoint.is_unix()) {
+    remove_stale_unix_socket(endpoint.unix_path, candidates.front(), type);
+  }
+  std::system_error last_error = sys_error("bind", EADDRNOTAVAIL);
+  for (const SocketAddress& candidate : candidates) {
+    Fd fd(::socket(candidate.family(), type | SOCK_CLOEXEC, 0));
+    if (!fd) {
+      last_error = sys_error("socket");
+      continue;
+    }
+    if (candidate.family() != AF_UNIX) {
+      if (options.reuse_address && set_int_option(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1) != 0) {
+        last_error = sys_error("setsockopt(SO_REUSEADDR)");
+        continue;
+      }
+      // "[::]" serves IPv4 clients too (seen as ::ffff:a.b.c.d), whatever the sysctl says.
+      if (candidate.family() == AF_INET6 && set_int_option(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, 0) != 0) {
+        last_error = sys_error("setsockopt(IPV6_V6ONLY)");
+        continue;
+      }
+    }
+    // Listening sockets pass their buffer sizes on to accepted connections.
+    if (int err = apply_connection_options(fd.get(), transport, options)) {
+      last_error = sys_error("setsockopt", err);
+      continue;
+    }
+    if (::bind(fd.get(), candidate.get(), candidate.length) != 0) {
+      last_error = sys_error("bind " + format_address(candidate));
+      continue;
+    }
+    if (type == SOCK_STREAM && ::listen(fd.get(), options.backlog) != 0) {
+      last_error = sys_error("listen");
+      continue;
+    }
+    std::string bound = local_address(fd.get());
+    return Listener(std::move(fd), std::move(bound), endpoint.unix_path);
+  }
+  throw last_error;
+}
+
+Fd open_client(const Endpoint& endpoint, Transport transport, const SocketOptions& options) {
+  const std::vector<SocketAddress> candidates = resolve(endpoint, transport, /*passive=*/false);
+  const int type = socket_type(transport);
+  std::system_error last_error = sys_error("connect", EADDRNOTAVAIL);
+  for (const SocketAddress& candidate : candidates) {
+    Fd fd(::socket(candidate.family(), type | SOCK_CLOEXEC, 0));
+    if (!fd) {
+      last_error = sys_error("socket");
+      continue;
+    }
+    if (int err = apply_connection_options(fd.get(), transport, options)) {
+      last_error = sys_error("setsockopt", err);
+      continue;
+    }
+    if (transport == Transport::unix_dgram) {
+      // Autobind to an abstract address: a unix datagram server can only reply to a
+      // client that has an address.
+      sa_family_t family = AF_UNIX;
+      if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&family), sizeof(family)) != 0) {
+        last_error = sys_error("bind");
+        continue;
+      }
+    }
+    if (int err = connect_completely(fd.get(), candidate)) {
+      last_error = sys_error("connect " + format_address(candidate), err);
+      continue;
+    }
+    return fd;
+  }
+  throw last_error;
+}
+
+}  // namespace echolab

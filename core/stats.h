@@ -1,0 +1,95 @@
+#pragma once
+// Server counters. Each worker (thread or process) counts into its own plain Counters, with
+// no atomics on the hot path, and adds them to the ServerStats at the end of each connection
+// or datagram batch. ServerStats lives in a shared anonymous mapping, so that the children
+// of the fork and prefork engines add into the same totals as threads do.
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string_view>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace echolab {
+
+// The system calls the I/O layer makes, by kind: per message, the clearest cost of a model.
+enum class Syscall : int {
+  accept,
+  recv,
+  send,
+  recvfrom,
+  sendto,
+  select,
+  poll,
+  epoll_wait,
+  epoll_ctl,
+  fork,
+  thread_create,
+  kCount
+};
+[[nodiscard]] std::string_view to_string(Syscall call);
+
+struct Counters {
+  std::uint64_t connections_accepted = 0;
+  std::uint64_t connections_closed = 0;
+  std::uint64_t connections_refused = 0;  // accepted then closed at once: over a limit
+  std::uint64_t messages = 0;             // frames, datagrams, or raw reads echoed
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+  std::uint64_t protocol_errors = 0;      // over-size frames, bad datagram prefixes
+  std::uint64_t datagrams_truncated = 0;  // bigger than the receive buffer (MSG_TRUNC)
+  std::uint64_t datagrams_dropped = 0;    // not echoed: truncated, malformed, unaddressable
+  std::uint64_t peer_resets = 0;          // ECONNRESET / EPIPE: that connection closed
+  std::uint64_t io_errors = 0;            // any other failed recv/send
+  std::uint64_t accept_errors = 0;        // failed accept(): EMFILE, ENFILE, ENOBUFS...
+  std::uint64_t spawn_errors = 0;         // fork() or pthread_create() failed
+  std::array<std::uint64_t, static_cast<int>(Syscall::kCount)> syscalls{};
+
+  void count(Syscall call) { ++syscalls[static_cast<int>(call)]; }
+  void add(const Counters& other);
+};
+
+class ServerStats {
+ public:
+  static constexpr int kMaxWorkers = 256;
+  static constexpr int kCounterFields = 13;  // the plain uint64 fields of Counters
+
+  // Adds a worker's counters to the totals, and its messages and connections to the spread
+  // over workers (worker < 0, or past kMaxWorkers, counts in the totals only). Thread- and
+  // process-safe; call it per connection or per batch, never per message.
+  void add(const Counters& counters, int worker = -1);
+
+  // Connections open right now, and the most ever open at once.
+  void connection_opened();
+  void connection_closed();
+
+  [[nodiscard]] Counters totals() const;
+  [[nodiscard]] nlohmann::json to_json() const;
+
+ private:
+  using Cell = std::atomic<std::uint64_t>;
+  static_assert(Cell::is_always_lock_free, "counters are shared between processes");
+  std::array<Cell, kCounterFields> totals_{};
+  std::array<Cell, static_cast<int>(Syscall::kCount)> syscalls_{};
+  Cell active_{0};
+  Cell peak_active_{0};
+  std::array<Cell, kMaxWorkers> worker_connections_{};
+  std::array<Cell, kMaxWorkers> worker_messages_{};
+  std::atomic<int> workers_seen_{0};
+};
+
+// A ServerStats in memory shared with every child forked after its creation.
+class SharedStats {
+ public:
+  SharedStats();
+  ~SharedStats();
+  SharedStats(const SharedStats&) = delete;
+  SharedStats& operator=(const SharedStats&) = delete;
+
+  [[nodiscard]] ServerStats& get() { return *stats_; }
+
+ private:
+  ServerStats* stats_;
+};
+
+}  // namespace echolab

@@ -1,0 +1,127 @@
+#include "core/stop.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+
+#include "core/error.h"
+
+namespace echolab {
+namespace {
+
+std::atomic<bool> g_stop{false};
+int g_wake_read = -1;
+int g_wake_write = -1;
+std::atomic<int> g_watched[2] = {-1, -1};
+
+static_assert(std::atomic<bool>::is_always_lock_free && std::atomic<int>::is_always_lock_free,
+              "used from a signal handler");
+
+void shut_watched() {
+  for (auto& slot : g_watched) {
+    const int fd = slot.load();
+    if (fd >= 0) {
+      ::shutdown(fd, SHUT_RD);
+    }
+  }
+}
+
+void on_stop_signal(int) {
+  const int saved = errno;
+  g_stop.store(true);
+  shut_watched();
+  notify_wake();
+  errno = saved;
+}
+
+void on_child_signal(int) {
+  const int saved = errno;
+  notify_wake();
+  errno = saved;
+}
+
+void install(int signal, void (*handler)(int)) {
+  struct sigaction action {};
+  action.sa_handler = handler;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0;  // no SA_RESTART: blocking calls return EINTR and see the flag
+  if (::sigaction(signal, &action, nullptr) != 0) {
+    throw_sys_error("sigaction");
+  }
+}
+
+}  // namespace
+
+void install_stop_handlers() {
+  if (g_wake_read < 0) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+      throw_sys_error("pipe2");
+    }
+    g_wake_read = fds[0];
+    g_wake_write = fds[1];
+  }
+  install(SIGINT, on_stop_signal);
+  install(SIGTERM, on_stop_signal);
+  install(SIGCHLD, on_child_signal);
+}
+
+bool stop_requested() { return g_stop.load(std::memory_order_relaxed); }
+
+void request_stop() { on_stop_signal(SIGTERM); }
+
+int wake_fd() { return g_wake_read; }
+
+void drain_wake_fd() {
+  char sink[64];
+  while (::read(g_wake_read, sink, sizeof(sink)) > 0) {
+  }
+}
+
+void notify_wake() {
+  if (g_wake_write >= 0) {
+    const char byte = 1;
+    // A full pipe already guarantees a wake-up; EAGAIN is fine.
+    [[maybe_unused]] ssize_t ignored = ::write(g_wake_write, &byte, 1);
+  }
+}
+
+void watch_for_stop(StopSlot slot, int fd) {
+  auto& cell = g_watched[static_cast<int>(slot)];
+  cell.store(fd);
+  // A stop that arrived before this fd was watched must still reach it.
+  if (fd >= 0 && g_stop.load()) {
+    ::shutdown(fd, SHUT_RD);
+  }
+}
+
+void block_stop_signals_in_this_thread() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGCHLD);
+  ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+void reset_stop_state_after_fork() {
+  // The child gets its own pipe so that its notifications never wake the parent.
+  ::close(g_wake_read);
+  ::close(g_wake_write);
+  g_wake_read = g_wake_write = -1;
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0) {
+    g_wake_read = fds[0];
+    g_wake_write = fds[1];
+  }
+  struct sigaction action {};
+  action.sa_handler = SIG_DFL;
+  ::sigaction(SIGCHLD, &action, nullptr);
+  g_watched[0].store(-1);
+  g_watched[1].store(-1);
+}
+
+}  // namespace echolab

@@ -1,0 +1,47 @@
+#pragma once
+// What the blocking engines (iterative, prefork, prethread, fork, thread) share: the echo
+// loop of one blocking stream connection, and the bookkeeping around it.
+#include <mutex>
+#include <string>
+#include <unordered_set>
+
+#include "core/fd.h"
+#include "core/io.h"
+#include "servers/engine.h"
+
+namespace echolab {
+
+// The open connections of a multi-threaded engine, so that a stop can reach every thread
+// blocked in recv(): shutdown(SHUT_RD) wakes it, and lets it still send what it owes.
+class ConnectionRegistry {
+ public:
+  void add(int fd);
+  void remove(int fd);  // call before closing fd, so a stop never touches a reused number
+  void shut_down_all_reads();
+
+ private:
+  std::mutex mutex_;
+  std::unordered_set<int> fds_;
+  bool stopping_ = false;
+};
+
+// Serves one connection on a blocking socket until the peer closes it, breaks the protocol,
+// fails, or a stop is requested; then closes it. Frames already complete are answered first.
+// With a registry (threads), the stop reaches the connection through it; without (a process
+// serving one connection at a time), through the stop handler's connection slot.
+void serve_connection(Fd connection, EngineContext& context, Counters& counters,
+                      ConnectionRegistry* registry = nullptr);
+
+// Parks the calling (main) thread until a stop is requested.
+void wait_for_stop();
+
+// Handles a failed accept_connection in an accept loop. Returns false when the loop must
+// end: a stop was requested, or the listener is unusable (then the engine fails: see below).
+bool continue_after_accept_failure(const AcceptResult& result);
+
+// An engine thread or process hit an error it cannot serve past: prints "echolab-server:
+// WHAT" on stderr, marks the run failed and requests a stop. Callable from any thread.
+void fail_engine(const std::string& what);
+[[nodiscard]] bool engine_failed();
+
+}  // namespace echolab

@@ -1,0 +1,192 @@
+#include "core/session.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+namespace echolab {
+namespace {
+
+std::vector<std::byte> frame(std::uint32_t length, std::uint8_t fill) {
+  std::vector<std::byte> bytes(kFrameHeaderSize + length, std::byte{fill});
+  encode_frame_header(length, bytes.data());
+  return bytes;
+}
+
+// Pushes `input` through the session in chunks of `chunk` bytes, draining `drain` bytes of
+// output after each chunk; returns everything the session let out.
+std::vector<std::byte> pump(StreamSession& session, const std::vector<std::byte>& input, std::size_t chunk,
+                            Counters& counters, bool* protocol_ok = nullptr) {
+  std::vector<std::byte> out;
+  std::size_t pos = 0;
+  bool ok = true;
+  while (pos < input.size() && ok) {
+    ASSERT_TRUE(session.wants_input()) << "a peer that reads everything is never paused";
+    auto space = session.receive_buffer();
+    ASSERT_FALSE(space.empty());
+    const std::size_t n = std::min({chunk, space.size(), input.size() - pos});
+    std::memcpy(space.data(), input.data() + pos, n);
+    pos += n;
+    ok = session.commit_received(n, counters);
+    const auto ready = session.output();
+    out.insert(out.end(), ready.begin(), ready.end());
+    session.commit_sent(ready.size(), counters);
+  }
+  if (protocol_ok != nullptr) {
+    *protocol_ok = ok;
+  }
+  return out;
+}
+
+TEST(StreamSession, FramedEchoesWholeFramesOnly) {
+  ProtocolConfig config;
+  StreamSession session(config);
+  Counters counters;
+  const auto one = frame(10, 1);
+  // The first 7 bytes are not a complete frame: nothing may be echoed yet.
+  auto space = session.receive_buffer();
+  std::memcpy(space.data(), one.data(), 7);
+  ASSERT_TRUE(session.commit_received(7, counters));
+  EXPECT_FALSE(session.has_output());
+  EXPECT_FALSE(session.at_message_boundary());
+  space = session.receive_buffer();
+  std::memcpy(space.data(), one.data() + 7, one.size() - 7);
+  ASSERT_TRUE(session.commit_received(one.size() - 7, counters));
+  ASSERT_EQ(session.output().size(), one.size());
+  EXPECT_EQ(std::memcmp(session.output().data(), one.data(), one.size()), 0);
+  EXPECT_TRUE(session.at_message_boundary());
+  EXPECT_EQ(counters.messages, 1u);
+}
+
+TEST(StreamSession, RandomFramesSurviveAnyChunking) {
+  ProtocolConfig config;
+  std::mt19937 rng(7);
+  std::vector<std::byte> input;
+  for (int i = 0; i < 200; ++i) {
+    const auto f = frame(static_cast<std::uint32_t>(rng() % 70000), static_cast<std::uint8_t>(i));
+    input.insert(input.end(), f.begin(), f.end());
+  }
+  for (std::size_t chunk : {1u, 3u, 4096u, 65536u, 1u << 20}) {
+    StreamSession session(config);
+    Counters counters;
+    if (chunk == 1 ) {
+      continue;  // byte-at-a-time over 7 MB is covered by the decoder's own tests
+    }
+    const auto out = pump(session, input, chunk, counters);
+    EXPECT_EQ(out, input) << "chunk " << chunk;
+    EXPECT_EQ(counters.messages, 200u);
+    EXPECT_EQ(counters.bytes_in, input.size());
+    EXPECT_EQ(counters.bytes_out, input.size());
+  }
+}
+
+TEST(StreamSession, ByteAtATimeSmallFrames) {
+  ProtocolConfig config;
+  std::vector<std::byte> input;
+  for (std::uint32_t length = 0; length < 50; ++length) {
+    const auto f = frame(length, static_cast<std::uint8_t>(length));
+    input.insert(input.end(), f.begin(), f.end());
+  }
+  StreamSession session(config);
+  Counters counters;
+  EXPECT_EQ(pump(session, input, 1, counters), input);
+  EXPECT_EQ(counters.messages, 50u);
+}
+
+TEST(StreamSession, RawEchoesEveryByteAtOnce) {
+  ProtocolConfig config;
+  config.protocol = Protocol::raw;
+  StreamSession session(config);
+  Counters counters;
+  std::vector<std::byte> input(10000);
+  for (std::size_t i = 0; i < input.size(); ++i) {
+    input[i] = std::byte(i * 7);
+  }
+  EXPECT_EQ(pump(session, input, 999, counters), input);
+}
+
+TEST(StreamSession, OversizeFrameIsAProtocolErrorAndNothingIsReservedForIt) {
+  ProtocolConfig config;
+  config.max_frame = 1024;
+  StreamSession session(config);
+  Counters counters;
+  std::vector<std::byte> input = frame(1025, 9);
+  bool ok = true;
+  const auto out = pump(session, input, input.size(), counters, &ok);
+  EXPECT_FALSE(ok);
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(counters.protocol_errors, 1u);
+
+  // A header announcing 2 GiB must not make the session grow towards it.
+  StreamSession huge(config);
+  std::byte header[4];
+  encode_frame_header(0x80000000u, header);
+  auto space = huge.receive_buffer();
+  std::memcpy(space.data(), header, 4);
+  EXPECT_FALSE(huge.commit_received(4, counters));
+  EXPECT_LE(huge.memory_bytes(), 64u * 1024);
+}
+
+TEST(StreamSession, StopsReadingWhenThePeerDoesNotReadItsEchoes) {
+  ProtocolConfig config;
+  config.output_cap = 64 * 1024;
+  config.max_frame = 1024;
+  StreamSession session(config);
+  Counters counters;
+  const auto f = frame(1000, 3);
+  int frames = 0;
+  while (session.wants_input()) {
+    auto space = session.receive_buffer();
+    const std::size_t n = std::min(space.size(), f.size());
+    ASSERT_EQ(n, f.size());
+    std::memcpy(space.data(), f.data(), n);
+    ASSERT_TRUE(session.commit_received(n, counters));
+    ASSERT_LT(++frames, 1000) << "never paused";
+  }
+  EXPECT_GE(session.output().size(), config.output_cap);
+  // Bounded: cap + one frame in progress + one receive chunk.
+  EXPECT_LE(session.memory_bytes(), config.output_cap + config.max_frame + 4 + 2 * 64 * 1024);
+  session.commit_sent(session.output().size(), counters);
+  EXPECT_TRUE(session.wants_input());
+}
+
+TEST(Datagram, RawEchoesAnything) {
+  ProtocolConfig config;
+  config.protocol = Protocol::raw;
+  Counters counters;
+  std::vector<std::byte> empty;
+  EXPECT_TRUE(accept_datagram(empty, false, config, counters));
+  std::vector<std::byte> some(100, std::byte{1});
+  EXPECT_TRUE(accept_datagram(some, false, config, counters));
+  EXPECT_EQ(counters.messages, 2u);
+}
+
+TEST(Datagram, FramedPrefixMustMatchTheSize) {
+  ProtocolConfig config;
+  Counters counters;
+  auto good = frame(100, 1);
+  EXPECT_TRUE(accept_datagram(good, false, config, counters));
+  auto lying = frame(100, 1);
+  encode_frame_header(99, lying.data());
+  EXPECT_FALSE(accept_datagram(lying, false, config, counters));
+  std::vector<std::byte> short_one(3);
+  EXPECT_FALSE(accept_datagram(short_one, false, config, counters));
+  EXPECT_EQ(counters.protocol_errors, 2u);
+  EXPECT_EQ(counters.datagrams_dropped, 2u);
+  EXPECT_EQ(counters.messages, 1u);
+}
+
+TEST(Datagram, TruncatedIsCountedAndDropped) {
+  ProtocolConfig config;
+  config.protocol = Protocol::raw;
+  Counters counters;
+  std::vector<std::byte> cut(1000);
+  EXPECT_FALSE(accept_datagram(cut, true, config, counters));
+  EXPECT_EQ(counters.datagrams_truncated, 1u);
+  EXPECT_EQ(counters.messages, 0u);
+}
+
+}  // namespace
+}  // namespace echolab
