@@ -117,7 +117,9 @@ Listener open_listener(const Endpoint& endpoint, Transport transport, const Sock
       continue;
     }
     if (candidate.family() != AF_UNIX) {
-      if (options.reuse_address && set_int_option(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1) != 0) {
+      // Streams only: on UDP, SO_REUSEADDR lets a second server bind the same port silently.
+      if (type == SOCK_STREAM && options.reuse_address &&
+          set_int_option(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1) != 0) {
         last_error = sys_error("setsockopt(SO_REUSEADDR)");
         continue;
       }

