@@ -51,6 +51,7 @@ std::optional<CommandLine> parse_command_line(int argc, char** argv) {
   po::options_description options("echolab-server: an echo server with interchangeable concurrency models");
   options.add_options()
       ("help,h", "show this help")
+      ("version", "print version, git commit and build flags")
       ("list-engines", "list the engines, one per line: name, transports, description")
       ("engine,e", po::value(&line.engine)->default_value(line.engine), "concurrency model (see --list-engines)")
       ("listen,l", po::value<std::string>()->default_value("127.0.0.1:7007"),
@@ -81,6 +82,11 @@ std::optional<CommandLine> parse_command_line(int argc, char** argv) {
   }
   if (values.count("help")) {
     std::cout << options << '\n';
+    return std::nullopt;
+  }
+  if (values.count("version")) {
+    std::cout << "echolab-server " << kVersion << " (commit " << kGitCommit << "; " << kCompiler << "; "
+              << kBuildFlags << ")\n";
     return std::nullopt;
   }
   if (values.count("list-engines")) {

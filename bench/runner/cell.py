@@ -1,0 +1,216 @@
+"""One cell of a benchmark: a fresh echolab-server pinned to the server CPUs, the load
+generator pinned to the client CPUs, the server's process tree sampled meanwhile, then a
+SIGTERM and checks that it exited 0 and left nothing behind. Failures are results too."""
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+from . import procfs
+
+READY_TIMEOUT_S = 10
+STOP_TIMEOUT_S = 15
+
+
+class CellFailure(Exception):
+    pass
+
+
+def _pinned(command, cpus):
+    if cpus and shutil.which("taskset"):
+        return ["taskset", "-c", cpus] + command
+    return command
+
+
+def _ms(seconds):
+    return f"{int(round(seconds * 1000))}ms"
+
+
+def _read_ready_line(process, timeout):
+    """The server's one ready line, or a CellFailure quoting what it said instead."""
+    deadline = time.monotonic() + timeout
+    line = b""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stdout], [], [], 0.1)
+        if ready:
+            chunk = os.read(process.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            line += chunk
+            if b"\n" in line:
+                text = line.split(b"\n", 1)[0].decode(errors="replace")
+                match = re.match(r"echolab-server listening (\S+) (\S+)$", text)
+                if match:
+                    return match.group(2)
+                raise CellFailure(f"unexpected ready line: {text!r}")
+        if process.poll() is not None:
+            break
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+    err = process.stderr.read().decode(errors="replace").strip().splitlines()
+    raise CellFailure("server did not start: " + (err[-1] if err else f"exit status {process.returncode}"))
+
+
+def server_command(binaries, cell, stats_path, listen):
+    return [binaries["server"], "--engine", cell["engine"], "--listen", listen,
+            "--transport", cell["transport"], "--protocol", cell["protocol"],
+            "--workers", str(cell["workers"]), "--max-children", str(cell["max_children"]),
+            "--max-threads", str(cell["max_threads"]), "--work", cell["work"],
+            "--stats-json", stats_path]
+
+
+def loadgen_command(binaries, cell, target, json_path):
+    command = [binaries["loadgen"], "--target", target, "--transport", cell["transport"],
+               "--protocol", cell["protocol"], "--mode", cell["mode"],
+               "--connections", str(cell["connections"]), "--size", str(cell["size"]),
+               "--warmup", _ms(cell["warmup_s"]), "--duration", _ms(cell["duration_s"]),
+               "--timeout", _ms(cell["timeout_s"]), "--threads", str(cell["loadgen_threads"]),
+               "--json", json_path, "--quiet", "--no-status"]
+    if cell["mode"] == "closed":
+        command += ["--pipeline", str(cell["pipeline"])]
+    if cell["mode"] == "open":
+        command += ["--rate", str(cell["rate"])]
+    return command
+
+
+def _listen_address(cell, workdir):
+    if cell["transport"].startswith("unix"):
+        return "unix:" + os.path.join(workdir, "echolab.sock")
+    return "127.0.0.1:0"
+
+
+def run_echolab_cell(cell, binaries, cpus, workdir):
+    stats_path = os.path.join(workdir, "server-stats.json")
+    loadgen_path = os.path.join(workdir, "loadgen.json")
+    command = _pinned(server_command(binaries, cell, stats_path, _listen_address(cell, workdir)), cpus["server"])
+    server = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        target = _read_ready_line(server, READY_TIMEOUT_S)
+        budget = cell["warmup_s"] + cell["duration_s"] + cell["timeout_s"] + 30
+        with procfs.TreeSampler(server.pid) as sampler:
+            load = subprocess.run(_pinned(loadgen_command(binaries, cell, target, loadgen_path), cpus["client"]),
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  timeout=budget)
+        tree = procfs.process_tree(server.pid)
+        stop_started = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise CellFailure(f"server did not exit within {STOP_TIMEOUT_S}s of SIGTERM") from None
+        exit_info = {"status": server.returncode, "seconds_to_exit": round(time.monotonic() - stop_started, 3),
+                     "leftover_processes": 0 if procfs.wait_gone(tree[1:], 2.0) else len(tree) - 1,
+                     "zombies_at_end": sampler.end["zombies"]}
+        if load.returncode != 0:
+            message = load.stderr.decode(errors="replace").strip().splitlines()
+            raise CellFailure("load generator failed: " + (message[-1] if message else f"status {load.returncode}"))
+        if server.returncode != 0:
+            message = server.stderr.read().decode(errors="replace").strip().splitlines()
+            raise CellFailure(f"server exited with status {server.returncode}" + (f": {message[-1]}" if message else ""))
+        with open(loadgen_path) as f:
+            loadgen = json.load(f)
+        with open(stats_path) as f:
+            stats = json.load(f)
+        return {"loadgen": loadgen, "server": {"stats": stats, "resources": sampler.result(), "exit": exit_info}}
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port, process, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise CellFailure("sockperf server did not start")
+
+
+SOCKPERF_PERCENTILE = re.compile(r"percentile\s+([\d.]+)\s*=\s*([\d.]+)")
+
+
+def parse_sockperf(text):
+    """Round-trip latency (--full-rtt) percentiles and the valid-window message rate."""
+    clean = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    valid = re.search(r"\[Valid Duration\] RunTime=([\d.]+) sec; SentMessages=(\d+); ReceivedMessages=(\d+)", clean)
+    if not valid:
+        raise CellFailure("cannot parse sockperf's output")
+    runtime, received = float(valid.group(1)), int(valid.group(3))
+    percentiles = {float(p): float(v) for p, v in SOCKPERF_PERCENTILE.findall(clean)}
+    average = re.search(r"avg-rtt=([\d.]+)", clean)
+    return {
+        "messages": received,
+        "messages_per_s": received / runtime if runtime > 0 else 0.0,
+        "latency_us": {"mean": float(average.group(1)) if average else None,
+                       "p50": percentiles.get(50.0), "p90": percentiles.get(90.0), "p99": percentiles.get(99.0),
+                       "p99.9": percentiles.get(99.9), "p99.99": percentiles.get(99.99)},
+        "note": "sockperf ping-pong: one connection, one message in flight, its own server (-F epoll)",
+    }
+
+
+def run_sockperf_cell(cell, cpus):
+    if not shutil.which("sockperf"):
+        raise CellFailure("sockperf is not installed")
+    port = _free_port()
+    proto = "--tcp" if cell["transport"] == "tcp" else ""
+    server_cmd = _pinned(["sockperf", "server", "-i", "127.0.0.1", "-p", str(port), "-F", "epoll"]
+                         + ([proto] if proto else []), cpus["server"])
+    server = subprocess.Popen(server_cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        if proto:
+            _wait_port(port, server, READY_TIMEOUT_S)
+        else:
+            time.sleep(0.3)
+        size = int(str(cell["size"]).split("..")[0])
+        client_cmd = _pinned(["sockperf", "ping-pong", "-i", "127.0.0.1", "-p", str(port), "-m", str(max(size, 14)),
+                              "-t", str(max(1, int(round(cell["duration_s"])))), "--full-rtt"]
+                             + ([proto] if proto else []), cpus["client"])
+        out = subprocess.run(client_cmd, stdin=subprocess.DEVNULL, capture_output=True,
+                             timeout=cell["duration_s"] + 30)
+        if out.returncode != 0:
+            raise CellFailure(f"sockperf client exited with status {out.returncode}")
+        return {"reference": parse_sockperf(out.stdout.decode(errors="replace") + out.stderr.decode(errors="replace"))}
+    finally:
+        server.terminate()
+        try:
+            server.wait(5)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def run_cell(cell, binaries, cpus):
+    """The cell's result record; status "failed" with a reason instead of an exception."""
+    started = time.time()
+    record = {"schema": "echolab.bench-cell/1", "cell": cell, "status": "ok"}
+    workdir = tempfile.mkdtemp(prefix="echolab-cell-")
+    try:
+        if cell.get("reference") == "sockperf":
+            record.update(run_sockperf_cell(cell, cpus))
+        else:
+            record.update(run_echolab_cell(cell, binaries, cpus, workdir))
+    except (CellFailure, subprocess.TimeoutExpired, OSError, json.JSONDecodeError) as error:
+        record["status"] = "failed"
+        record["reason"] = str(error)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    record["started_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
+    record["seconds"] = round(time.time() - started, 2)
+    return record

@@ -1,0 +1,182 @@
+"""echolab-bench command line: runs a spec's cells, repetitions interleaved, into a result set."""
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+
+from . import cell as cells_mod
+from . import spec as spec_mod
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="echolab-bench",
+        description="Run a matrix of echolab engines and loads; write one JSON per cell and a manifest.")
+    parser.add_argument("--spec", default="quick",
+                        help="a shipped spec (quick, full, scaling, connect-cost, service-cost, udp) or a JSON file")
+    parser.add_argument("--out", default=os.path.join(REPO, "results"),
+                        help="directory under which results/<run-id>/ is created")
+    parser.add_argument("--run-id", help="name of the result set (default: UTC time and spec name)")
+    parser.add_argument("--duration", type=float, metavar="SECONDS", help="override every cell's measured time")
+    parser.add_argument("--repetitions", type=int, metavar="N", help="override the spec's repetitions")
+    parser.add_argument("--server-cpus", metavar="LIST", help="CPUs for the server (taskset list); default: 0")
+    parser.add_argument("--client-cpus", metavar="LIST", help="CPUs for the load generator; default: 1")
+    parser.add_argument("--build-dir", default=os.path.join(REPO, "build", "release"),
+                        help="where echolab-server and echolab-loadgen were built")
+    parser.add_argument("--only", metavar="TEXT", help="run only cells whose id contains TEXT")
+    parser.add_argument("--strict", action="store_true", help="exit 1 if any cell failed")
+    parser.add_argument("--list", action="store_true", help="print the cells and exit")
+    args = parser.parse_args(argv)
+    if args.duration is not None and args.duration <= 0:
+        parser.error("--duration must be positive")
+    if args.repetitions is not None and args.repetitions < 1:
+        parser.error("--repetitions must be at least 1")
+    return args
+
+
+def default_cpus(args):
+    cores = os.cpu_count() or 1
+    if cores < 2:
+        return {"server": args.server_cpus, "client": args.client_cpus}
+    return {"server": args.server_cpus or "0", "client": args.client_cpus or "1"}
+
+
+def binaries_in(build_dir):
+    found = {"server": os.path.join(build_dir, "servers", "echolab-server"),
+             "loadgen": os.path.join(build_dir, "loadgen", "echolab-loadgen")}
+    for name, path in found.items():
+        if not os.access(path, os.X_OK):
+            raise SystemExit(f"echolab-bench: no {name} binary at {path} (build first, or pass --build-dir)")
+    return found
+
+
+def environment():
+    cpu_model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu_model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem_kb = 0
+    try:
+        with open("/proc/meminfo") as f:
+            mem_kb = int(f.readline().split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return {"hostname": platform.node(), "kernel": platform.release(), "machine": platform.machine(),
+            "cpu_model": cpu_model, "cores": os.cpu_count(), "memory_bytes": mem_kb * 1024,
+            "python": platform.python_version()}
+
+
+def git_commit():
+    try:
+        out = subprocess.run(["git", "-C", REPO, "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def build_info(binaries):
+    try:
+        out = subprocess.run([binaries["server"], "--version"], capture_output=True, text=True, timeout=10)
+        return out.stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def schedule(cells, repetitions):
+    """Repetitions interleaved (A B C A B C ...), each round starting one cell later, so that
+    drift of this shared machine hits every engine alike."""
+    plan = []
+    for rep in range(repetitions):
+        shift = rep % len(cells)
+        for index in list(range(shift, len(cells))) + list(range(0, shift)):
+            plan.append((index, rep))
+    return plan
+
+
+class Progress:
+    def __init__(self, total):
+        self.total, self.done, self.started = total, 0, time.monotonic()
+        self.tty = sys.stderr.isatty()
+
+    def show(self, label):
+        if not self.tty:
+            return
+        elapsed = time.monotonic() - self.started
+        eta = elapsed / self.done * (self.total - self.done) if self.done else 0
+        width = 30
+        filled = int(width * self.done / self.total)
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
+                         f"ETA {int(eta) // 60}m{int(eta) % 60:02d}s  {label[:40]:<40}")
+        sys.stderr.flush()
+
+    def finish(self):
+        if self.tty:
+            sys.stderr.write("\n")
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        spec = spec_mod.load_spec(args.spec)
+        cells = spec_mod.expand_cells(spec, args.duration)
+    except spec_mod.SpecError as error:
+        raise SystemExit(f"echolab-bench: {error}")
+    if args.only:
+        cells = [c for c in cells if args.only in spec_mod.cell_id(c)]
+        if not cells:
+            raise SystemExit(f"echolab-bench: no cell id contains '{args.only}'")
+    if args.list:
+        for c in cells:
+            print(spec_mod.cell_id(c))
+        return 0
+    if any(c["reference"] == "sockperf" for c in cells) and not shutil.which("sockperf"):
+        print("echolab-bench: sockperf not installed: its reference cells will be recorded as failed",
+              file=sys.stderr)
+    binaries = binaries_in(args.build_dir)
+    repetitions = args.repetitions or spec["repetitions"]
+    cpus = default_cpus(args)
+    run_id = args.run_id or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + spec["name"]
+    out_dir = os.path.join(args.out, run_id)
+    os.makedirs(os.path.join(out_dir, "cells"), exist_ok=True)
+    manifest = {"schema": "echolab.bench-manifest/1", "run_id": run_id, "spec_name": spec["name"], "spec": spec,
+                "repetitions": repetitions, "duration_override_s": args.duration, "cpus": cpus,
+                "environment": environment(), "git_commit": git_commit(), "build": build_info(binaries),
+                "start_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cells": []}
+    plan = schedule(cells, repetitions)
+    progress = Progress(len(plan))
+    failures = 0
+    for index, rep in plan:
+        cell = dict(cells[index], repetition=rep)
+        name = f"{spec_mod.cell_id(cell)}_r{rep}"
+        progress.show(name)
+        record = cells_mod.run_cell(cell, binaries, cpus)
+        record["id"] = name
+        with open(os.path.join(out_dir, "cells", name + ".json"), "w") as f:
+            json.dump(record, f, indent=1)
+        manifest["cells"].append({"id": name, "file": f"cells/{name}.json", "status": record["status"],
+                                  **({"reason": record["reason"]} if record["status"] != "ok" else {})})
+        if record["status"] != "ok":
+            failures += 1
+            if not progress.tty:
+                print(f"echolab-bench: {name} failed: {record['reason']}", file=sys.stderr)
+        progress.done += 1
+    progress.finish()
+    manifest["end_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    with open(os.path.join(out_dir, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=1)
+    print(f"echolab-bench: {len(plan) - failures}/{len(plan)} cells ok; results in {out_dir}")
+    return 1 if (args.strict and failures) else 0

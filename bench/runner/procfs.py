@@ -1,0 +1,139 @@
+"""Resource use of a server's whole process tree, read from /proc: CPU, memory (RSS and PSS
+summed over children), threads, processes and context switches."""
+import os
+import threading
+import time
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None  # the process exited between listing and reading: normal for fork
+
+
+def _stat_fields(pid):
+    text = _read(f"/proc/{pid}/stat")
+    if text is None:
+        return None
+    # The command name may hold spaces and parentheses: split after its last ')'.
+    rest = text[text.rfind(")") + 2:].split()
+    return rest  # rest[0] is field 3 (state)
+
+
+def children_map():
+    parents = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            fields = _stat_fields(int(name))
+            if fields:
+                parents.setdefault(int(fields[1]), []).append(int(name))
+    return parents
+
+
+def process_tree(root):
+    parents = children_map()
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(parents.get(pid, []))
+    return tree
+
+
+def _status_value(text, key):
+    for line in text.splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def snapshot(root):
+    """Totals over the tree right now. CPU includes reaped children (cutime/cstime of the
+    root), so the work of a fork engine's finished children is not lost."""
+    total = {"cpu_user_s": 0.0, "cpu_sys_s": 0.0, "rss_bytes": 0, "pss_bytes": 0, "threads": 0,
+             "processes": 0, "zombies": 0, "voluntary_ctxt_switches": 0, "involuntary_ctxt_switches": 0}
+    for pid in process_tree(root):
+        fields = _stat_fields(pid)
+        status = _read(f"/proc/{pid}/status")
+        if fields is None or status is None:
+            continue
+        total["processes"] += 1
+        if fields[0] == "Z":
+            total["zombies"] += 1
+        utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
+        total["cpu_user_s"] += utime / CLOCK_TICKS
+        total["cpu_sys_s"] += stime / CLOCK_TICKS
+        if pid == root:
+            total["cpu_user_s"] += cutime / CLOCK_TICKS
+            total["cpu_sys_s"] += cstime / CLOCK_TICKS
+        total["rss_bytes"] += _status_value(status, "VmRSS") * 1024
+        total["threads"] += _status_value(status, "Threads")
+        total["voluntary_ctxt_switches"] += _status_value(status, "voluntary_ctxt_switches")
+        total["involuntary_ctxt_switches"] += _status_value(status, "nonvoluntary_ctxt_switches")
+        rollup = _read(f"/proc/{pid}/smaps_rollup")
+        if rollup:
+            total["pss_bytes"] += _status_value(rollup, "Pss") * 1024
+    return total
+
+
+class TreeSampler:
+    """Samples a process tree every `period` seconds in a thread; keeps the peaks."""
+
+    def __init__(self, root, period=0.1):
+        self.root, self.period = root, period
+        self.peak = {"rss_bytes": 0, "pss_bytes": 0, "threads": 0, "processes": 0}
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self.start = snapshot(self.root)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.end = snapshot(self.root)
+        self._fold(self.end)
+
+    def _fold(self, snap):
+        for key in self.peak:
+            self.peak[key] = max(self.peak[key], snap[key])
+        self.samples += 1
+
+    def _run(self):
+        while not self._stop.wait(self.period):
+            self._fold(snapshot(self.root))
+
+    def result(self):
+        """CPU and context switches over the sampled window; memory and counts at peak."""
+        delta = {key: self.end[key] - self.start[key] for key in
+                 ("cpu_user_s", "cpu_sys_s", "voluntary_ctxt_switches", "involuntary_ctxt_switches")}
+        return {
+            "cpu_user_s": round(delta["cpu_user_s"], 3),
+            "cpu_sys_s": round(delta["cpu_sys_s"], 3),
+            "voluntary_ctxt_switches": delta["voluntary_ctxt_switches"],
+            "involuntary_ctxt_switches": delta["involuntary_ctxt_switches"],
+            "peak_rss_bytes": self.peak["rss_bytes"],
+            "peak_pss_bytes": self.peak["pss_bytes"],
+            "peak_threads": self.peak["threads"],
+            "peak_processes": self.peak["processes"],
+            "zombies_at_end": self.end["zombies"],
+            "samples": self.samples,
+            "note": "context switches of children that exited during the window are not counted",
+        }
+
+
+def wait_gone(pids, timeout):
+    """True when none of `pids` exists any more (or only as someone else's reused pid)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(os.path.exists(f"/proc/{pid}") for pid in pids):
+            return True
+        time.sleep(0.05)
+    return False

@@ -1,0 +1,113 @@
+"""Benchmark specs: a JSON file of defaults plus groups whose list-valued keys expand as a
+cartesian product, so that "every stream engine at 1, 16 and 64 connections" is one line."""
+import itertools
+import json
+import os
+
+SPEC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "specs")
+
+# Every key a cell may set, with its default. Values that are lists in a group expand.
+CELL_DEFAULTS = {
+    "engine": "select",
+    "transport": "tcp",
+    "protocol": "framed",
+    "mode": "closed",
+    "connections": 16,
+    "pipeline": 1,
+    "rate": None,
+    "size": "64",
+    "work": "none",
+    "workers": 4,
+    "max_children": 1024,
+    "max_threads": 1024,
+    "warmup_s": 0.5,
+    "duration_s": 2.0,
+    "timeout_s": 1.0,
+    "loadgen_threads": 1,
+    "reference": None,  # "sockperf": a peer tool's own client and server, as a yardstick
+}
+
+ENGINE_GROUPS = {
+    "@stream": ["iterative", "prefork", "prethread", "fork", "thread", "select"],
+    "@datagram": ["iterative-udp", "udp-pool"],
+}
+
+
+class SpecError(Exception):
+    pass
+
+
+def spec_path(name_or_file):
+    if os.path.isfile(name_or_file):
+        return name_or_file
+    candidate = os.path.join(SPEC_DIR, name_or_file + ".json")
+    if os.path.isfile(candidate):
+        return candidate
+    names = sorted(f[:-5] for f in os.listdir(SPEC_DIR) if f.endswith(".json"))
+    raise SpecError(f"no spec '{name_or_file}': give a file or one of {', '.join(names)}")
+
+
+def load_spec(name_or_file):
+    path = spec_path(name_or_file)
+    try:
+        with open(path) as f:
+            spec = json.load(f)
+    except (OSError, json.JSONDecodeError) as error:
+        raise SpecError(f"cannot read spec {path}: {error}") from None
+    if not isinstance(spec.get("matrix"), list) or not spec["matrix"]:
+        raise SpecError(f"spec {path} needs a non-empty 'matrix' list")
+    spec.setdefault("name", os.path.splitext(os.path.basename(path))[0])
+    spec.setdefault("repetitions", 3)
+    return spec
+
+
+def _expand_engines(value):
+    values = value if isinstance(value, list) else [value]
+    out = []
+    for v in values:
+        out.extend(ENGINE_GROUPS.get(v, [v]))
+    return out
+
+
+def expand_cells(spec, duration_override=None):
+    """The distinct cells of a spec, in spec order (repetitions are the runner's business)."""
+    defaults = dict(CELL_DEFAULTS)
+    unknown = set(spec.get("defaults", {})) - set(CELL_DEFAULTS)
+    if unknown:
+        raise SpecError(f"unknown keys in defaults: {', '.join(sorted(unknown))}")
+    defaults.update(spec.get("defaults", {}))
+    cells, seen = [], set()
+    for index, group in enumerate(spec["matrix"]):
+        unknown = set(group) - set(CELL_DEFAULTS)
+        if unknown:
+            raise SpecError(f"matrix group {index}: unknown keys {', '.join(sorted(unknown))}")
+        group = dict(group)
+        if "engine" in group:
+            group["engine"] = _expand_engines(group["engine"])
+        keys = list(group)
+        lists = [group[k] if isinstance(group[k], list) else [group[k]] for k in keys]
+        for combo in itertools.product(*lists):
+            cell = dict(defaults)
+            cell.update(zip(keys, combo))
+            if duration_override is not None:
+                cell["duration_s"] = duration_override
+            key = json.dumps(cell, sort_keys=True)
+            if key not in seen:
+                seen.add(key)
+                cells.append(cell)
+    return cells
+
+
+def cell_id(cell):
+    """A short, readable, unique-enough name for file names."""
+    parts = [cell["reference"] or cell["engine"], cell["transport"], cell["mode"], f"c{cell['connections']}",
+             f"s{cell['size']}".replace("..", "-").replace(",", "_").replace(":", "w")]
+    if cell["mode"] == "open":
+        parts.append(f"r{cell['rate']}")
+    if cell["pipeline"] != 1:
+        parts.append(f"d{cell['pipeline']}")
+    if cell["work"] != "none":
+        parts.append(cell["work"].replace(":", "-"))
+    if cell["protocol"] != "framed":
+        parts.append(cell["protocol"])
+    return "_".join(str(p) for p in parts)
