@@ -3,7 +3,7 @@
 add_library(echolab_warnings INTERFACE)
 add_library(echolab::warnings ALIAS echolab_warnings)
 target_compile_options(echolab_warnings INTERFACE -Wall -Wextra -Wshadow -Wnon-virtual-dtor
-                       -Wold-style-cast -Wcast-align -Woverloaded-virtual -Wnull-dereference)
+                       -Wold-style-cast -Wcast-align -Woverloaded-virtual)
 if(ECHOLAB_WERROR)
   target_compile_options(echolab_warnings INTERFACE -Werror)
 endif()

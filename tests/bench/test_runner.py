@@ -1,0 +1,119 @@
+"""echolab-bench end to end on a tiny spec: a complete, schema-valid result set, and a cell
+whose server cannot start recorded as failed while the run goes on."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+BUILD_DIR = os.environ.get("ECHOLAB_BINARY_DIR", os.path.join(REPO, "build", "debug"))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(REPO, "bench"))
+
+import schema_check  # noqa: E402
+from runner import spec as spec_mod  # noqa: E402
+
+TINY_SPEC = {
+    "name": "tiny",
+    "repetitions": 1,
+    "defaults": {"warmup_s": 0.2, "duration_s": 1.0, "connections": 2, "timeout_s": 1.0},
+    "matrix": [
+        {"engine": "no-such-engine"},
+        {"engine": ["select", "thread"], "mode": "closed"},
+    ],
+}
+
+
+class SpecExpansion(unittest.TestCase):
+    def test_groups_expand_as_products_and_engine_groups_expand(self):
+        spec = {"matrix": [{"engine": "@datagram", "transport": "udp", "connections": [1, 4]}]}
+        cells = spec_mod.expand_cells(spec)
+        self.assertEqual(len(cells), 4)
+        self.assertEqual({c["engine"] for c in cells}, {"iterative-udp", "udp-pool"})
+        self.assertEqual(sorted({c["connections"] for c in cells}), [1, 4])
+
+    def test_unknown_keys_are_rejected(self):
+        with self.assertRaises(spec_mod.SpecError):
+            spec_mod.expand_cells({"matrix": [{"engines": ["select"]}]})
+
+    def test_every_shipped_spec_expands(self):
+        for name in ("quick", "full", "scaling", "connect-cost", "service-cost", "udp"):
+            cells = spec_mod.expand_cells(spec_mod.load_spec(name))
+            self.assertTrue(cells, name)
+            ids = [spec_mod.cell_id(c) for c in cells]
+            self.assertEqual(len(ids), len(set(ids)), f"{name}: cell ids must be unique")
+
+    def test_quick_spec_has_every_engine(self):
+        engines = {c["engine"] for c in spec_mod.expand_cells(spec_mod.load_spec("quick"))}
+        listed = subprocess.run([os.path.join(BUILD_DIR, "servers", "echolab-server"), "--list-engines"],
+                                capture_output=True, text=True, timeout=30).stdout.split("\n")
+        for line in filter(None, listed):
+            self.assertIn(line.split()[0], engines)
+
+
+class TinyRun(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="echolab-bench-test-")
+        spec_path = os.path.join(cls.tmp.name, "tiny.json")
+        with open(spec_path, "w") as f:
+            json.dump(TINY_SPEC, f)
+        cls.run = subprocess.run(
+            [sys.executable, os.path.join(REPO, "bench", "echolab-bench"), "--spec", spec_path,
+             "--out", cls.tmp.name, "--run-id", "tiny", "--build-dir", BUILD_DIR],
+            capture_output=True, text=True, timeout=240)
+        cls.out = os.path.join(cls.tmp.name, "tiny")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def load(self, relative):
+        with open(os.path.join(self.out, relative)) as f:
+            return json.load(f)
+
+    def test_run_completes_despite_the_failed_cell(self):
+        self.assertEqual(self.run.returncode, 0, self.run.stderr)
+        manifest = self.load("manifest.json")
+        statuses = {c["id"].split("_")[0]: c["status"] for c in manifest["cells"]}
+        self.assertEqual(statuses, {"no-such-engine": "failed", "select": "ok", "thread": "ok"})
+
+    def test_failed_cell_says_why(self):
+        manifest = self.load("manifest.json")
+        failed = [c for c in manifest["cells"] if c["status"] == "failed"]
+        self.assertEqual(len(failed), 1)
+        self.assertIn("unknown engine", failed[0]["reason"])
+        self.assertIn("unknown engine", self.load(failed[0]["file"])["reason"])
+
+    def test_ok_cells_carry_load_server_stats_and_resources(self):
+        for entry in self.load("manifest.json")["cells"]:
+            if entry["status"] != "ok":
+                continue
+            record = self.load(entry["file"])
+            stats = record["server"]["stats"]
+            self.assertGreater(stats["counters"]["messages"], 0)
+            self.assertEqual(stats["counters"]["protocol_errors"], 0)
+            self.assertEqual(record["server"]["exit"]["status"], 0)
+            self.assertEqual(record["server"]["exit"]["leftover_processes"], 0)
+            self.assertGreater(record["server"]["resources"]["peak_rss_bytes"], 0)
+            self.assertIn("config", record["loadgen"])
+
+    def test_result_set_is_schema_valid(self):
+        try:
+            validators = schema_check.load_validators()
+        except ImportError:
+            self.skipTest("python3-jsonschema is not installed")
+        manifest = self.load("manifest.json")
+        validators["bench-manifest"].validate(manifest)
+        for entry in manifest["cells"]:
+            record = self.load(entry["file"])
+            validators["bench-cell"].validate(record)
+            if "loadgen" in record and "loadgen-result" in validators:
+                validators["loadgen-result"].validate(record["loadgen"])
+
+
+if __name__ == "__main__":
+    unittest.main()
