@@ -26,6 +26,7 @@ constexpr void for_each_field(Visit&& visit) {
   visit("io_errors", &Counters::io_errors);
   visit("accept_errors", &Counters::accept_errors);
   visit("spawn_errors", &Counters::spawn_errors);
+  visit("idle_timeouts", &Counters::idle_timeouts);
 }
 
 

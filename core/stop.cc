@@ -20,19 +20,28 @@ std::atomic<int> g_watched[2] = {-1, -1};
 static_assert(std::atomic<bool>::is_always_lock_free && std::atomic<int>::is_always_lock_free,
               "used from a signal handler");
 
-void shut_watched() {
+void shut_watched(int how) {
   for (auto& slot : g_watched) {
     const int fd = slot.load();
     if (fd >= 0) {
-      ::shutdown(fd, SHUT_RD);
+      ::shutdown(fd, how);
     }
   }
 }
 
 void on_stop_signal(int) {
   const int saved = errno;
-  g_stop.store(true);
-  shut_watched();
+  if (!g_stop.exchange(true)) {
+    ::alarm(static_cast<unsigned>(kDrainTime.count()));
+  }
+  shut_watched(SHUT_RD);
+  notify_wake();
+  errno = saved;
+}
+
+void on_drain_deadline(int) {
+  const int saved = errno;
+  shut_watched(SHUT_RDWR);
   notify_wake();
   errno = saved;
 }
@@ -67,6 +76,7 @@ void install_stop_handlers() {
   install(SIGINT, on_stop_signal);
   install(SIGTERM, on_stop_signal);
   install(SIGCHLD, on_child_signal);
+  install(SIGALRM, on_drain_deadline);
 }
 
 bool stop_requested() { return g_stop.load(std::memory_order_relaxed); }
@@ -104,6 +114,7 @@ void block_stop_signals_in_this_thread() {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGCHLD);
+  sigaddset(&set, SIGALRM);
   ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 

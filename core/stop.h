@@ -5,8 +5,15 @@
 // calls shutdown(SHUT_RD) on the descriptors this process registered with watch_for_stop():
 // shutdown is async-signal-safe, and its effect persists, so a blocking accept() or recv()
 // returns at once whether it was already blocked or is about to block. Frames already
-// received can still be answered: only the read side is shut.
+// received can still be answered: only the read side is shut. kDrainTime later (SIGALRM),
+// the write sides are shut too, so a send blocked on a peer that never reads cannot hold
+// the process past its deadline.
+#include <chrono>
+
 namespace echolab {
+
+// How long a stopping server keeps answering what it owes before it closes regardless.
+inline constexpr std::chrono::seconds kDrainTime{2};
 
 // Installs the handlers (without SA_RESTART) and creates the wake pipe. Call once, early.
 void install_stop_handlers();

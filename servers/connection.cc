@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 
 #include "core/error.h"
 #include "core/io.h"
@@ -14,46 +15,89 @@
 namespace echolab {
 namespace {
 
-void echo_until_done(int fd, const ProtocolConfig& config, Counters& counters) {
-  StreamSession session(config);
+using Clock = std::chrono::steady_clock;
+
+std::atomic<bool> g_engine_failed{false};
+
+// With --idle-timeout, every blocking recv and send gets the time left until the
+// connection's deadline (SO_RCVTIMEO / SO_SNDTIMEO), so that a peer trickling a byte now and
+// then cannot hold a worker forever: only a completed message moves the deadline. Two extra
+// system calls per recv, paid only when the option is on.
+bool arm_deadline(int fd, Clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now());
+  if (left.count() <= 0) {
+    return false;
+  }
+  const timeval limit{static_cast<time_t>(left.count() / 1'000'000),
+                      static_cast<suseconds_t>(left.count() % 1'000'000)};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit));
+  return true;
+}
+
+// Sends the session's ready output; false when the connection must close (counted).
+bool flush_output(int fd, StreamSession& session, Counters& counters) {
+  const IoResult sent = send_all(fd, session.output(), counters);
+  session.commit_sent(sent.bytes, counters);
+  switch (sent.status) {
+    case IoStatus::ok:
+      return true;
+    case IoStatus::would_block:
+      ++counters.idle_timeouts;  // SO_SNDTIMEO: the peer stopped reading its echoes
+      return false;
+    case IoStatus::reset:
+      ++counters.peer_resets;
+      return false;
+    default:
+      ++counters.io_errors;
+      return false;
+  }
+}
+
+void echo_until_done(int fd, const ServerConfig& config, Counters& counters) {
+  StreamSession session(config.protocol);
+  const bool timed = config.idle_timeout.count() > 0;
+  Clock::time_point deadline = Clock::now() + config.idle_timeout;
   for (;;) {
-    if (session.has_output()) {
-      const IoResult sent = send_all(fd, session.output(), counters);
-      session.commit_sent(sent.bytes, counters);
-      if (sent.status != IoStatus::ok) {
-        ++(sent.status == IoStatus::reset ? counters.peer_resets : counters.io_errors);
-        return;
-      }
+    if (timed && !arm_deadline(fd, deadline)) {
+      ++counters.idle_timeouts;
+      return;
+    }
+    if (session.has_output() && !flush_output(fd, session, counters)) {
+      return;
     }
     if (stop_requested()) {
       return;
     }
     const IoResult received = receive_some(fd, session.receive_buffer(), counters);
+    const std::uint64_t messages_before = counters.messages;
     switch (received.status) {
       case IoStatus::ok:
         if (!session.commit_received(received.bytes, counters)) {
           return;  // protocol error, counted by the session: close this connection only
         }
+        if (timed && counters.messages != messages_before) {
+          deadline = Clock::now() + config.idle_timeout;
+        }
         break;
       case IoStatus::closed:
         // The peer is done sending (or a stop shut our read side): answer what is complete.
         if (session.has_output()) {
-          const IoResult sent = send_all(fd, session.output(), counters);
-          session.commit_sent(sent.bytes, counters);
+          flush_output(fd, session, counters);
         }
+        return;
+      case IoStatus::would_block:
+        ++counters.idle_timeouts;  // SO_RCVTIMEO fired: no message completed in time
         return;
       case IoStatus::reset:
         ++counters.peer_resets;
         return;
-      case IoStatus::would_block:
       case IoStatus::error:
         ++counters.io_errors;
         return;
     }
   }
 }
-
-std::atomic<bool> g_engine_failed{false};
 
 }  // namespace
 
@@ -77,14 +121,26 @@ void ConnectionRegistry::add(int fd) {
 void ConnectionRegistry::remove(int fd) {
   std::lock_guard lock(mutex_);
   fds_.erase(fd);
+  if (fds_.empty()) {
+    emptied_.notify_all();
+  }
 }
 
-void ConnectionRegistry::shut_down_all_reads() {
+void ConnectionRegistry::shut_down_all(int how) {
   std::lock_guard lock(mutex_);
   stopping_ = true;
   for (int fd : fds_) {
-    ::shutdown(fd, SHUT_RD);
+    ::shutdown(fd, how);
   }
+}
+
+void ConnectionRegistry::stop_all() {
+  shut_down_all(SHUT_RD);
+  {
+    std::unique_lock lock(mutex_);
+    emptied_.wait_for(lock, kDrainTime, [this] { return fds_.empty(); });
+  }
+  shut_down_all(SHUT_RDWR);
 }
 
 void serve_connection(Fd connection, EngineContext& context, Counters& counters,
@@ -96,7 +152,7 @@ void serve_connection(Fd connection, EngineContext& context, Counters& counters,
   } else {
     watch_for_stop(StopSlot::connection, fd);
   }
-  echo_until_done(fd, context.config.protocol, counters);
+  echo_until_done(fd, context.config, counters);
   if (registry != nullptr) {
     registry->remove(fd);
   } else {

@@ -1,6 +1,7 @@
 #pragma once
 // What the blocking engines (iterative, prefork, prethread, fork, thread) share: the echo
 // loop of one blocking stream connection, and the bookkeeping around it.
+#include <condition_variable>
 #include <mutex>
 #include <string>
 #include <unordered_set>
@@ -17,10 +18,17 @@ class ConnectionRegistry {
  public:
   void add(int fd);
   void remove(int fd);  // call before closing fd, so a stop never touches a reused number
-  void shut_down_all_reads();
+
+  // The stop of a threaded engine: shut every read side, give the threads kDrainTime to
+  // answer what they owe, then shut the write sides too, so that a thread blocked sending
+  // to a peer that never reads cannot keep the server from exiting.
+  void stop_all();
 
  private:
+  void shut_down_all(int how);
+
   std::mutex mutex_;
+  std::condition_variable emptied_;
   std::unordered_set<int> fds_;
   bool stopping_ = false;
 };

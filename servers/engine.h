@@ -2,6 +2,7 @@
 // The one interface between echolab-server and its engines. An engine owns concurrency and
 // teardown (threads, processes, readiness loops, reaping, joining) and nothing else: bytes
 // go through the core's StreamSession / accept_datagram, which alone know the protocol.
+#include <chrono>
 #include <span>
 #include <string_view>
 
@@ -20,6 +21,9 @@ struct ServerConfig {
   int workers = 4;        // pool size of udp-pool, prefork, prethread
   int max_children = 64;  // live children of fork
   int max_threads = 64;   // live threads of thread
+  // A stream connection that completes no message for this long is closed and counted
+  // (slow or stuck clients: slowloris, a peer that never reads). Zero: never.
+  std::chrono::milliseconds idle_timeout{0};
 };
 
 struct EngineContext {

@@ -36,6 +36,18 @@ T checked(const po::variables_map& values, const char* name, long long low, long
   return static_cast<T>(value);
 }
 
+std::chrono::milliseconds parse_idle_timeout(const std::string& text) {
+  if (text == "0") {
+    return std::chrono::milliseconds(0);
+  }
+  // The duration grammar of --work: "sleep:" borrows its parser and its error messages.
+  try {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(parse_work("sleep:" + text).duration);
+  } catch (const UsageError&) {
+    throw UsageError("bad --idle-timeout '" + text + "': expected a duration such as 10s or 500ms");
+  }
+}
+
 void print_engines() {
   for (const EngineInfo& engine : engines()) {
     std::cout << engine.name << std::string(16 - std::min<std::size_t>(15, engine.name.size()), ' ')
@@ -69,6 +81,8 @@ std::optional<CommandLine> parse_command_line(int argc, char** argv) {
       ("sndbuf", po::value<long long>()->default_value(0), "SO_SNDBUF bytes (0: kernel default)")
       ("rcvbuf", po::value<long long>()->default_value(0), "SO_RCVBUF bytes (0: kernel default)")
       ("backlog", po::value<long long>()->default_value(1024), "listen() backlog")
+      ("idle-timeout", po::value<std::string>()->default_value("0"),
+       "close a stream connection that completes no message for this long (e.g. 10s, 500ms; 0: never)")
       ("no-nodelay", "leave Nagle's algorithm on (TCP_NODELAY is on by default)")
       ("no-reuseaddr", "do not set SO_REUSEADDR")
       ("stats-json", po::value(&line.stats_json), "write the server's counters to FILE at exit ('-': stdout)")
@@ -134,6 +148,7 @@ std::optional<CommandLine> parse_command_line(int argc, char** argv) {
   config.socket.send_buffer = checked<int>(values, "sndbuf", 0, kMaxInt);
   config.socket.receive_buffer = checked<int>(values, "rcvbuf", 0, kMaxInt);
   config.socket.backlog = checked<int>(values, "backlog", 1, kMaxInt);
+  config.idle_timeout = parse_idle_timeout(values["idle-timeout"].as<std::string>());
   config.socket.no_delay = values.count("no-nodelay") == 0;
   config.socket.reuse_address = values.count("no-reuseaddr") == 0;
   return line;

@@ -43,11 +43,11 @@ void run_prethread(EngineContext& context) {
     }
   } catch (...) {
     request_stop();
-    registry.shut_down_all_reads();
+    registry.stop_all();
     throw;
   }
   wait_for_stop();
-  registry.shut_down_all_reads();
+  registry.stop_all();
 }
 
 }  // namespace echolab

@@ -21,9 +21,12 @@
 namespace echolab {
 namespace {
 
+using Clock = std::chrono::steady_clock;
+
 struct Client {
   Fd fd;
   StreamSession session;
+  Clock::time_point deadline;  // with --idle-timeout: closed if no message completes by then
 };
 
 class SelectLoop {
@@ -67,8 +70,16 @@ class SelectLoop {
       }
       max_fd = std::max(max_fd, fd);
     }
+    timeval until_deadline{};
+    if (timeout == nullptr && timed()) {
+      timeout = time_to_next_deadline(until_deadline);
+    }
     counters_.count(Syscall::select);
-    if (::select(max_fd + 1, &readable, &writable, nullptr, timeout) <= 0) {
+    const int ready = ::select(max_fd + 1, &readable, &writable, nullptr, timeout);
+    if (timed()) {
+      close_idle_clients();
+    }
+    if (ready <= 0) {
       return;  // EINTR (a signal) or a timeout: the caller re-checks
     }
     if (FD_ISSET(wake_fd(), &readable)) {
@@ -76,6 +87,10 @@ class SelectLoop {
     }
     for (auto it = clients_.begin(); it != clients_.end();) {
       const int fd = it->first;
+      if (!FD_ISSET(fd, &readable) && !FD_ISSET(fd, &writable)) {
+        ++it;
+        continue;
+      }
       const bool keep = (!FD_ISSET(fd, &readable) || on_readable(*it->second)) &&
                         (!FD_ISSET(fd, &writable) || flush(*it->second));
       it = keep ? std::next(it) : close_client(it);
@@ -100,7 +115,36 @@ class SelectLoop {
     }
     context_.stats.connection_opened();
     clients_.emplace(fd, std::make_unique<Client>(Client{std::move(accepted.fd),
-                                                         StreamSession(context_.config.protocol)}));
+                                                         StreamSession(context_.config.protocol),
+                                                         Clock::now() + context_.config.idle_timeout}));
+  }
+
+  [[nodiscard]] bool timed() const { return context_.config.idle_timeout.count() > 0; }
+
+  timeval* time_to_next_deadline(timeval& out) const {
+    if (clients_.empty()) {
+      return nullptr;
+    }
+    Clock::time_point next = Clock::time_point::max();
+    for (const auto& [fd, client] : clients_) {
+      next = std::min(next, client->deadline);
+    }
+    const auto left = std::max<std::int64_t>(
+        0, std::chrono::duration_cast<std::chrono::microseconds>(next - Clock::now()).count());
+    out = timeval{static_cast<time_t>(left / 1'000'000), static_cast<suseconds_t>(left % 1'000'000)};
+    return &out;
+  }
+
+  void close_idle_clients() {
+    const Clock::time_point now = Clock::now();
+    for (auto it = clients_.begin(); it != clients_.end();) {
+      if (it->second->deadline <= now) {
+        ++counters_.idle_timeouts;
+        it = close_client(it);
+      } else {
+        ++it;
+      }
+    }
   }
 
   // One recv per readiness, as the classic loop does; the echo is sent at once if it can be,
@@ -108,11 +152,16 @@ class SelectLoop {
   bool on_readable(Client& client) {
     const IoResult received = receive_some(client.fd.get(), client.session.receive_buffer(), counters_);
     switch (received.status) {
-      case IoStatus::ok:
+      case IoStatus::ok: {
+        const std::uint64_t messages_before = counters_.messages;
         if (!client.session.commit_received(received.bytes, counters_)) {
           return false;
         }
+        if (counters_.messages != messages_before) {
+          client.deadline = Clock::now() + context_.config.idle_timeout;
+        }
         return flush(client);
+      }
       case IoStatus::would_block:
         return true;
       case IoStatus::closed:
@@ -151,7 +200,7 @@ class SelectLoop {
 
   // On stop: no more reading or accepting, but echoes already owed are sent, for a while.
   void drain_before_closing() {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    const auto deadline = std::chrono::steady_clock::now() + kDrainTime;
     auto owes_output = [this] {
       for (const auto& [fd, client] : clients_) {
         if (client->session.has_output()) {

@@ -89,7 +89,7 @@ void run_thread(EngineContext& context) {
       ++counters.connections_refused;
     }
   }
-  registry.shut_down_all_reads();
+  registry.stop_all();
   for (ConnectionThread& connection : threads) {
     connection.thread.join();
   }
