@@ -5,10 +5,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <charconv>
-#include <cmath>
 #include <cstdint>
 
+#include "core/duration.h"
 #include "core/error.h"
 
 namespace echolab {
@@ -36,33 +35,6 @@ std::int64_t thread_cpu_ns() {
   return static_cast<std::int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
 }
 
-std::chrono::nanoseconds parse_duration(std::string_view text, std::string_view whole) {
-  double value = 0;
-  const char* begin = text.data();
-  const char* end = text.data() + text.size();
-  auto [unit, ec] = std::from_chars(begin, end, value);
-  if (ec != std::errc() || unit == begin || !std::isfinite(value) || value < 0) {
-    throw UsageError("bad --work '" + std::string(whole) + "': expected a duration such as 50us or 2ms");
-  }
-  const std::string_view suffix(unit, static_cast<std::size_t>(end - unit));
-  double scale;
-  if (suffix == "ns") {
-    scale = 1;
-  } else if (suffix == "us") {
-    scale = 1e3;
-  } else if (suffix == "ms") {
-    scale = 1e6;
-  } else if (suffix == "s") {
-    scale = 1e9;
-  } else {
-    throw UsageError("bad --work '" + std::string(whole) + "': the duration needs a unit: ns, us, ms or s");
-  }
-  if (value * scale > 60e9) {
-    throw UsageError("bad --work '" + std::string(whole) + "': at most 60s per message");
-  }
-  return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(value * scale)));
-}
-
 }  // namespace
 
 WorkSpec parse_work(std::string_view text) {
@@ -82,7 +54,8 @@ WorkSpec parse_work(std::string_view text) {
   } else {
     throw UsageError("bad --work '" + std::string(text) + "': the kind is cpu or sleep");
   }
-  work.duration = parse_duration(text.substr(colon + 1), text);
+  work.duration = parse_duration(text.substr(colon + 1), "--work",
+                                 std::chrono::seconds(60));
   return work;
 }
 

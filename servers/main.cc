@@ -1,10 +1,8 @@
 // echolab-server: one echo server, many concurrency models (--engine). Prints one ready line
 // once listening, serves until SIGINT/SIGTERM, then writes its counters (--stats-json).
-#include <boost/program_options.hpp>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
-#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -13,40 +11,11 @@
 #include "echolab/version.h"
 #include "servers/connection.h"
 #include "servers/engine.h"
+#include "servers/options.h"
 
-namespace po = boost::program_options;
 using namespace echolab;
 
 namespace {
-
-struct CommandLine {
-  ServerConfig config;
-  std::string engine = "iterative";
-  std::string stats_json;
-  bool verbose = false;
-};
-
-template <typename T>
-T checked(const po::variables_map& values, const char* name, long long low, long long high) {
-  const long long value = values[name].as<long long>();
-  if (value < low || value > high) {
-    throw UsageError(std::string("--") + name + " must be between " + std::to_string(low) + " and " +
-                     std::to_string(high) + ", got " + std::to_string(value));
-  }
-  return static_cast<T>(value);
-}
-
-std::chrono::milliseconds parse_idle_timeout(const std::string& text) {
-  if (text == "0") {
-    return std::chrono::milliseconds(0);
-  }
-  // The duration grammar of --work: "sleep:" borrows its parser and its error messages.
-  try {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(parse_work("sleep:" + text).duration);
-  } catch (const UsageError&) {
-    throw UsageError("bad --idle-timeout '" + text + "': expected a duration such as 10s or 500ms");
-  }
-}
 
 void print_engines() {
   for (const EngineInfo& engine : engines()) {
@@ -56,105 +25,7 @@ void print_engines() {
   }
 }
 
-// Returns nullopt when the command line only asked for help or the engine list.
-std::optional<CommandLine> parse_command_line(int argc, char** argv) {
-  CommandLine line;
-  constexpr long long kMaxInt = std::numeric_limits<int>::max();
-  po::options_description options("echolab-server: an echo server with interchangeable concurrency models");
-  options.add_options()
-      ("help,h", "show this help")
-      ("version", "print version, git commit and build flags")
-      ("list-engines", "list the engines, one per line: name, transports, description")
-      ("engine,e", po::value(&line.engine)->default_value(line.engine), "concurrency model (see --list-engines)")
-      ("listen,l", po::value<std::string>()->default_value("127.0.0.1:7007"),
-       "HOST:PORT, [IPV6]:PORT ([::]:PORT is dual stack) or unix:/path; port 0 picks a free port")
-      ("transport,t", po::value<std::string>(), "tcp | udp | unix-stream | unix-dgram (default: from the engine and address)")
-      ("protocol,p", po::value<std::string>()->default_value("framed"),
-       "framed (4-byte big-endian length + payload) | raw (RFC 862: bytes echoed as they come)")
-      ("workers,w", po::value<long long>()->default_value(4), "pool size of udp-pool, prefork, prethread")
-      ("max-children", po::value<long long>()->default_value(64), "live children of fork; more wait in the backlog")
-      ("max-threads", po::value<long long>()->default_value(64), "live threads of thread; more wait in the backlog")
-      ("work", po::value<std::string>()->default_value("none"), "service cost per message: none | cpu:50us | sleep:2ms")
-      ("max-frame", po::value<long long>()->default_value(kDefaultMaxFrame), "largest frame payload, bytes; bigger closes the connection")
-      ("output-cap", po::value<long long>()->default_value(256 * 1024), "echo bytes held per connection before it stops reading")
-      ("datagram-buffer", po::value<long long>()->default_value(kMaxDatagram), "receive buffer for datagrams; bigger ones are truncated and dropped")
-      ("sndbuf", po::value<long long>()->default_value(0), "SO_SNDBUF bytes (0: kernel default)")
-      ("rcvbuf", po::value<long long>()->default_value(0), "SO_RCVBUF bytes (0: kernel default)")
-      ("backlog", po::value<long long>()->default_value(1024), "listen() backlog")
-      ("idle-timeout", po::value<std::string>()->default_value("0"),
-       "close a stream connection that completes no message for this long (e.g. 10s, 500ms; 0: never)")
-      ("no-nodelay", "leave Nagle's algorithm on (TCP_NODELAY is on by default)")
-      ("no-reuseaddr", "do not set SO_REUSEADDR")
-      ("stats-json", po::value(&line.stats_json), "write the server's counters to FILE at exit ('-': stdout)")
-      ("verbose,v", po::bool_switch(&line.verbose), "log each accepted connection's peer on stderr");
-  po::variables_map values;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(options).run(), values);
-    po::notify(values);
-  } catch (const po::error& error) {
-    throw UsageError(error.what());
-  }
-  if (values.count("help")) {
-    std::cout << options << '\n';
-    return std::nullopt;
-  }
-  if (values.count("version")) {
-    std::cout << "echolab-server " << kVersion << " (commit " << kGitCommit << "; " << kCompiler << "; "
-              << kBuildFlags << ")\n";
-    return std::nullopt;
-  }
-  if (values.count("list-engines")) {
-    print_engines();
-    return std::nullopt;
-  }
-  const EngineInfo* engine = find_engine(line.engine);
-  if (engine == nullptr) {
-    throw UsageError("unknown engine '" + line.engine + "' (see --list-engines)");
-  }
-  ServerConfig& config = line.config;
-  config.listen = parse_endpoint(values["listen"].as<std::string>());
-  if (values.count("transport")) {
-    const auto transport = parse_transport(values["transport"].as<std::string>());
-    if (!transport) {
-      throw UsageError("unknown transport '" + values["transport"].as<std::string>() +
-                       "': tcp, udp, unix-stream or unix-dgram");
-    }
-    config.transport = *transport;
-  } else {
-    const bool streams = engine->serves == Serves::streams;
-    config.transport = config.listen.is_unix() ? (streams ? Transport::unix_stream : Transport::unix_dgram)
-                                               : (streams ? Transport::tcp : Transport::udp);
-  }
-  if (!serves_transport(*engine, config.transport)) {
-    throw UsageError("engine " + line.engine + " cannot serve " + std::string(to_string(config.transport)) +
-                     (engine->serves == Serves::streams ? ": it serves tcp and unix-stream"
-                                                        : ": it serves udp and unix-dgram"));
-  }
-  if (!engine->available()) {
-    throw UsageError("engine " + line.engine + " is not available on this machine");
-  }
-  const auto protocol = parse_protocol(values["protocol"].as<std::string>());
-  if (!protocol) {
-    throw UsageError("unknown protocol '" + values["protocol"].as<std::string>() + "': framed or raw");
-  }
-  config.protocol.protocol = *protocol;
-  config.protocol.work = parse_work(values["work"].as<std::string>());
-  config.protocol.max_frame = checked<std::uint32_t>(values, "max-frame", 0, 0x7FFFFFFF);
-  config.protocol.output_cap = checked<std::size_t>(values, "output-cap", 1, kMaxInt);
-  config.protocol.datagram_buffer = checked<std::size_t>(values, "datagram-buffer", 1, 16 * 1024 * 1024);
-  config.workers = checked<int>(values, "workers", 1, ServerStats::kMaxWorkers);
-  config.max_children = checked<int>(values, "max-children", 1, 1'000'000);
-  config.max_threads = checked<int>(values, "max-threads", 1, 1'000'000);
-  config.socket.send_buffer = checked<int>(values, "sndbuf", 0, kMaxInt);
-  config.socket.receive_buffer = checked<int>(values, "rcvbuf", 0, kMaxInt);
-  config.socket.backlog = checked<int>(values, "backlog", 1, kMaxInt);
-  config.idle_timeout = parse_idle_timeout(values["idle-timeout"].as<std::string>());
-  config.socket.no_delay = values.count("no-nodelay") == 0;
-  config.socket.reuse_address = values.count("no-reuseaddr") == 0;
-  return line;
-}
-
-void write_stats(const CommandLine& line, const std::string& address, const ServerStats& stats) {
+void write_stats(const ServerCommandLine& line, const std::string& address, const ServerStats& stats) {
   nlohmann::json report = stats.to_json();
   report["engine"] = line.engine;
   report["transport"] = to_string(line.config.transport);
@@ -176,7 +47,7 @@ void write_stats(const CommandLine& line, const std::string& address, const Serv
   }
 }
 
-int serve(const CommandLine& line) {
+int serve(const ServerCommandLine& line) {
   const EngineInfo& engine = *find_engine(line.engine);
   ignore_sigpipe();
   install_stop_handlers();
@@ -204,11 +75,22 @@ int serve(const CommandLine& line) {
 
 int main(int argc, char** argv) {
   try {
-    const std::optional<CommandLine> line = parse_command_line(argc, argv);
-    if (!line) {
-      return 0;
+    const ServerCommandLine line = parse_server_command_line(argc, argv);
+    switch (line.action) {
+      case ServerCommandLine::Action::help:
+        std::cout << line.help_text;
+        return 0;
+      case ServerCommandLine::Action::version:
+        std::cout << "echolab-server " << kVersion << " (commit " << kGitCommit << "; " << kCompiler << "; "
+                  << kBuildFlags << ")\n";
+        return 0;
+      case ServerCommandLine::Action::list_engines:
+        print_engines();
+        return 0;
+      case ServerCommandLine::Action::serve:
+        break;
     }
-    return serve(*line);
+    return serve(line);
   } catch (const UsageError& error) {
     std::cerr << "echolab-server: " << error.what() << '\n';
     return 2;
