@@ -7,6 +7,16 @@ target_compile_options(echolab_warnings INTERFACE -Wall -Wextra -Wshadow -Wnon-v
 if(ECHOLAB_WERROR)
   target_compile_options(echolab_warnings INTERFACE -Werror)
 endif()
+if(ECHOLAB_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "ECHOLAB_FUZZ needs clang (libFuzzer): use the fuzz preset")
+  endif()
+  # Coverage instrumentation for the code under test; the harnesses link libFuzzer's main.
+  target_compile_options(echolab_warnings INTERFACE -fsanitize=fuzzer-no-link)
+  if(NOT ECHOLAB_SANITIZE)
+    set(ECHOLAB_SANITIZE "address,undefined")
+  endif()
+endif()
 if(ECHOLAB_SANITIZE)
   target_compile_options(echolab_warnings INTERFACE -fsanitize=${ECHOLAB_SANITIZE} -fno-omit-frame-pointer
                          -fno-sanitize-recover=all)

@@ -5,6 +5,7 @@
 #include <limits>
 #include <sstream>
 
+#include "core/command_line.h"
 #include "core/duration.h"
 #include "core/error.h"
 
@@ -56,6 +57,7 @@ ServerCommandLine parse_server_command_line(int argc, const char* const* argv) {
       ("no-reuseaddr", "do not set SO_REUSEADDR")
       ("stats-json", po::value(&line.stats_json), "write the server's counters to FILE at exit ('-': stdout)")
       ("verbose,v", po::bool_switch(&line.verbose), "log each accepted connection's peer on stderr");
+  reject_placeholder_tokens(argc, argv);
   po::variables_map values;
   try {
     po::store(po::command_line_parser(argc, argv).options(options).run(), values);

@@ -160,7 +160,7 @@ def parse_sockperf(text):
         "latency_us": {"mean": float(average.group(1)) if average else None,
                        "p50": percentiles.get(50.0), "p90": percentiles.get(90.0), "p99": percentiles.get(99.0),
                        "p99.9": percentiles.get(99.9), "p99.99": percentiles.get(99.99)},
-        "note": "sockperf ping-pong: one connection, one message in flight, its own server (-F epoll)",
+        "note": "sockperf ping-pong: one connection, one message in flight, its own server (default I/O mode)",
     }
 
 
@@ -169,7 +169,7 @@ def run_sockperf_cell(cell, cpus):
         raise CellFailure("sockperf is not installed")
     port = _free_port()
     proto = "--tcp" if cell["transport"] == "tcp" else ""
-    server_cmd = _pinned(["sockperf", "server", "-i", "127.0.0.1", "-p", str(port), "-F", "epoll"]
+    server_cmd = _pinned(["sockperf", "server", "-i", "127.0.0.1", "-p", str(port)]
                          + ([proto] if proto else []), cpus["server"])
     server = subprocess.Popen(server_cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)

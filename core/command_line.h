@@ -1,0 +1,12 @@
+#pragma once
+// Checks shared by echolab's command lines (Boost.Program_options based).
+namespace echolab {
+
+// Boost.Program_options 1.74 builds its error messages by replacing placeholders such as
+// %canonical_option% or %value% until none is left, so an argument that itself contains
+// one makes error.what() loop forever (found by tests/fuzz/options_fuzz). Arguments holding
+// a %word% token are refused up front with a UsageError; a single '%' (an IPv6 zone,
+// "fe80::1%eth0") is fine.
+void reject_placeholder_tokens(int argc, const char* const* argv);
+
+}  // namespace echolab

@@ -1,0 +1,1 @@
+"""echolab-plot: figures and an HTML report from an echolab-bench result set."""

@@ -1,0 +1,130 @@
+"""report.html: every figure (PNG inline, SVG linked), the skipped ones with their reason,
+and a table of each cell's numbers (medians across repetitions), then the failed cells.
+
+The page is self-contained apart from the image files next to it: no scripts, no external
+style sheets, so it opens from a file system, a CI artefact or a mail attachment alike."""
+import html
+
+from . import style
+
+STYLE_SHEET = """
+body { font-family: sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; }
+figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { font-size: 0.9em; color: #444; margin-top: 0.4em; }
+table { border-collapse: collapse; font-size: 0.8em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; } th { background: #f3f3f3; }
+tr.invalid td { background: #fff3e0; } .skipped { color: #8a4b00; } .meta { color: #555; font-size: 0.9em; }
+"""
+
+# (heading, metric or callable, formatter) per numeric column of the cell table.
+NUMBER_COLUMNS = [
+    ("msgs/s", "msgs_per_s", lambda v: f"{v:,.0f}"),
+    ("p50 µs", "p50_us", lambda v: f"{v:,.1f}"),
+    ("p99 µs", "p99_us", lambda v: f"{v:,.1f}"),
+    ("p99.9 µs", "p99_9_us", lambda v: f"{v:,.1f}"),
+    ("server CPU µs/msg", "server_cpu_us_per_msg", lambda v: f"{v:,.2f}"),
+    ("syscalls/msg", "syscalls_per_msg", lambda v: f"{v:,.2f}"),
+    ("peak RSS MiB", "peak_rss_bytes", lambda v: f"{v / 2 ** 20:,.1f}"),
+]
+
+
+def _escape(value):
+    return html.escape(str(value), quote=True)
+
+
+def _figure_html(outcome):
+    if outcome.skipped:
+        return (f'<h2>{_escape(outcome.title)}</h2>\n<p class="skipped">Not drawn: '
+                f"{_escape(outcome.skipped)}.</p>\n")
+    png = next((f for f in outcome.files if f.endswith(".png")), None)
+    svg = next((f for f in outcome.files if f.endswith(".svg")), None)
+    links = " · ".join(f'<a href="{_escape(f)}">{_escape(f.rsplit(".", 1)[1].upper())}</a>' for f in outcome.files)
+    image = f'<a href="{_escape(svg or png)}"><img src="{_escape(png or svg)}" alt="{_escape(outcome.title)}"></a>'
+    return (f'<h2 id="{_escape(outcome.name)}">{_escape(outcome.title)}</h2>\n<figure>{image}\n'
+            f"<figcaption>{_escape(outcome.caption)} ({links})</figcaption></figure>\n")
+
+
+def _failures_text(condition):
+    kinds = condition.errors_by_kind()
+    parts = [f"{kind} {n:,.0f}" for kind, n in sorted(kinds.items(), key=lambda item: -item[1])]
+    refused = condition.values("connections_refused")
+    if refused and max(refused) > 0:
+        parts.append(f"server refused {max(refused):,.0f}")
+    if condition.failed:
+        parts.append(f"{len(condition.failed)} repetition(s) failed")
+    return ", ".join(parts) or "0"
+
+
+def _table_order(condition):
+    """References last; streams before datagrams; then mode, engine (lecture order), work,
+    and the load numerically (r2000 before r15000)."""
+    mode_rank = {"closed": 0, "open": 1, "connect": 2}.get(condition.get("mode"), 3)
+    work = condition.get("work") or "none"
+    return (condition.is_reference, condition.is_datagram, mode_rank, style.engine_sort_key(condition.engine),
+            work != "none", work, condition.get("connections") or 0, condition.get("rate") or 0, condition.label)
+
+
+def _cell_rows(results):
+    conditions = sorted(results.conditions, key=_table_order)
+    rows = []
+    for condition in conditions:
+        invalid = condition.invalid_repetitions()
+        repetitions = f"{len(condition.metrics)}/{len(condition.metrics) + len(condition.failed)}"
+        validity = "" if not invalid else f"{invalid} invalid: " + "; ".join(condition.invalid_reasons())
+        cells = [f"<td>{_escape(condition.label)}</td>", f"<td>{_escape(condition.engine)}</td>",
+                 f'<td class="n">{repetitions}</td>']
+        for _, metric, formatter in NUMBER_COLUMNS:
+            value = condition.median(metric)
+            cells.append(f'<td class="n">{"–" if value is None else _escape(formatter(value))}</td>')
+        cells.append(f"<td>{_escape(_failures_text(condition))}</td><td>{_escape(validity)}</td>")
+        row_class = ' class="invalid"' if invalid or condition.failed else ""
+        rows.append(f"<tr{row_class}>{''.join(cells)}</tr>")
+    return rows
+
+
+def render(results, outcomes):
+    env = results.environment
+    manifest = results.manifest
+    headings = ["cell", "engine", "reps ok"] + [h for h, _, _ in NUMBER_COLUMNS] + ["failures", "validity"]
+    parts = [
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
+        f"<title>echolab results {_escape(results.run_id)}</title><style>{STYLE_SHEET}</style></head><body>",
+        f"<h1>echolab benchmark: {_escape(results.run_id)}</h1>",
+        f'<p class="meta">Spec <b>{_escape(manifest.get("spec_name", "?"))}</b>, '
+        f'{_escape(manifest.get("repetitions", "?"))} repetitions, '
+        f'{_escape(manifest.get("start_utc", "?"))} – {_escape(manifest.get("end_utc", "?"))}; '
+        f"{_escape(style.footer_text(results))}; memory {_escape(_gib(env.get('memory_bytes')))}; "
+        f'build {_escape(manifest.get("build", "?"))}; CPUs server {_escape(_cpus(manifest, "server"))}, '
+        f'load generator {_escape(_cpus(manifest, "client"))}.</p>',
+    ]
+    parts += [f'<p class="skipped">{_escape(note)}</p>' for note in results.notes]
+    drawn = [o for o in outcomes if not o.skipped]
+    if drawn:
+        parts.append("<p>Figures: " + ", ".join(f'<a href="#{_escape(o.name)}">{_escape(o.title)}</a>'
+                                                for o in drawn) + ".</p>")
+    parts += [_figure_html(o) for o in outcomes]
+    parts.append("<h2>Cells</h2>\n<p>Medians across the successful repetitions; latency is the corrected "
+                 "latency (from each message's intended send time). Failures are summed over repetitions.</p>")
+    parts.append("<table><thead><tr>" + "".join(f"<th>{_escape(h)}</th>" for h in headings)
+                 + "</tr></thead><tbody>")
+    parts += _cell_rows(results)
+    parts.append("</tbody></table>")
+    parts.append("<h2>Failed cells</h2>")
+    if results.failed:
+        parts.append("<table><thead><tr><th>cell</th><th>reason</th></tr></thead><tbody>"
+                     + "".join(f"<tr><td>{_escape(i)}</td><td>{_escape(r)}</td></tr>" for i, r in results.failed)
+                     + "</tbody></table>")
+    else:
+        parts.append("<p>None: every repetition of every cell ran.</p>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def _gib(value):
+    return f"{value / 2 ** 30:.1f} GiB" if isinstance(value, (int, float)) and value > 0 else "?"
+
+
+def _cpus(manifest, role):
+    return (manifest.get("cpus") or {}).get(role) or "any"

@@ -1,0 +1,314 @@
+"""Reading an echolab-bench result set: the manifest, every cell's repetitions, and the
+per-repetition numbers the figures and the report need.
+
+Every number is read defensively (a missing or renamed key gives None, never an exception):
+the load generator's JSON is still evolving, and a figure with no data is skipped with a note
+instead of failing the whole report.
+"""
+import json
+import math
+import os
+import re
+import statistics
+
+from . import histogram as histogram_mod
+
+DATAGRAM_TRANSPORTS = ("udp", "unix-dgram")
+# The knobs that make two cells comparable; everything else in a cell (timeouts, limits,
+# durations) is the same across a spec's cells or does not change what is measured.
+COMPARABLE_KEYS = ("transport", "protocol", "size", "pipeline", "work", "workers")
+
+
+class ResultSetError(Exception):
+    pass
+
+
+def dig(document, *path):
+    """document[path[0]][path[1]]..., or None as soon as a level is missing."""
+    for key in path:
+        if isinstance(document, dict):
+            document = document.get(key)
+        elif isinstance(document, list) and isinstance(key, int) and -len(document) <= key < len(document):
+            document = document[key]
+        else:
+            return None
+    return document
+
+
+def number(value):
+    """A finite float, or None (missing, null, bool, text, NaN)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def ratio(numerator, denominator, scale=1.0):
+    if numerator is None or denominator is None or denominator <= 0:
+        return None
+    return numerator / denominator * scale
+
+
+LATENCY_KEYS = {"p50_us": "p50", "p90_us": "p90", "p99_us": "p99", "p99_9_us": "p99.9",
+                "p99_99_us": "p99.99", "mean_us": "mean", "max_us": None}
+
+
+def _latency_summary(loadgen):
+    """Corrected latency summary in µs; accepts both `p50_us` and older bare `p50`/`mean` keys."""
+    summary = dig(loadgen, "latency", "corrected") or {}
+    out = {}
+    for key in LATENCY_KEYS:
+        bare = key[:-3]
+        out[key] = number(summary.get(key, summary.get(bare)))
+    return out
+
+
+def _server_metrics(record, connections):
+    stats = dig(record, "server", "stats") or {}
+    resources = dig(record, "server", "resources") or {}
+    messages = number(dig(stats, "counters", "messages"))
+    user, system = number(resources.get("cpu_user_s")), number(resources.get("cpu_sys_s"))
+    cpu = None if user is None or system is None else user + system
+    syscalls_per_msg = number(stats.get("syscalls_per_message"))
+    if syscalls_per_msg is None:
+        syscalls_per_msg = ratio(number(stats.get("syscalls_total")), messages)
+    pss = number(resources.get("peak_pss_bytes"))
+    return {
+        "server_messages": messages,
+        "server_cpu_us_per_msg": ratio(cpu, messages, 1e6),
+        "syscalls_per_msg": syscalls_per_msg,
+        "peak_rss_bytes": number(resources.get("peak_rss_bytes")),
+        "peak_pss_bytes": pss,
+        "pss_per_connection_bytes": ratio(pss, connections),
+        "connections_refused": number(dig(stats, "counters", "connections_refused")),
+    }
+
+
+def repetition_metrics(record):
+    """The numbers of one repetition; None where the record does not have them."""
+    cell = record.get("cell") or {}
+    reference = record.get("reference")
+    if isinstance(reference, dict):  # a peer tool's measurement, not the load generator's
+        latency = reference.get("latency_us") or {}
+        metrics = {key: number(latency.get(bare)) for key, bare in LATENCY_KEYS.items() if bare}
+        metrics.update(msgs_per_s=number(reference.get("messages_per_s")), valid=True, invalid_reasons=[],
+                       errors_total=0.0, errors_by_kind={})
+        return metrics
+    loadgen = record.get("loadgen") or {}
+    errors = loadgen.get("errors") or {}
+    errors_by_kind = {kind: number(n) for kind, n in errors.items() if kind != "total" and number(n)}
+    sent = number(dig(loadgen, "messages", "sent"))
+    timeouts = number(errors.get("timeout"))
+    metrics = _latency_summary(loadgen)
+    metrics.update(_server_metrics(record, number(cell.get("connections"))))
+    metrics.update(
+        msgs_per_s=number(dig(loadgen, "throughput", "msgs_per_s")),
+        sent_msgs_per_s=number(dig(loadgen, "throughput", "sent_msgs_per_s")),
+        asked_msgs_per_s=number(dig(loadgen, "throughput", "asked_msgs_per_s")) or number(cell.get("rate")),
+        errors_total=number(errors.get("total")) if "total" in errors else sum(errors_by_kind.values()),
+        errors_by_kind=errors_by_kind,
+        loss_percent=ratio(timeouts, sent, 100.0),
+        valid=loadgen.get("valid") is not False,
+        invalid_reasons=list(loadgen.get("invalid_reasons") or []),
+    )
+    return metrics
+
+
+class Condition:
+    """One cell of the spec with all its repetitions: the unit every figure draws from."""
+
+    def __init__(self, label, cell):
+        self.label, self.cell = label, cell
+        self.records, self.metrics = [], []
+        self.failed = []  # (cell id, reason) of repetitions that did not run
+
+    @property
+    def engine(self):
+        return self.cell.get("reference") or self.cell.get("engine") or "?"
+
+    @property
+    def is_reference(self):
+        return bool(self.cell.get("reference"))
+
+    @property
+    def is_datagram(self):
+        return self.cell.get("transport") in DATAGRAM_TRANSPORTS
+
+    def get(self, key):
+        return self.cell.get(key)
+
+    def values(self, metric):
+        return [m[metric] for m in self.metrics if m.get(metric) is not None]
+
+    def median(self, metric):
+        values = self.values(metric)
+        return statistics.median(values) if values else None
+
+    def spread(self, metric):
+        """(min, max) across repetitions, or None."""
+        values = self.values(metric)
+        return (min(values), max(values)) if values else None
+
+    def invalid_reasons(self):
+        reasons = []
+        for m in self.metrics:
+            reasons.extend(r for r in m.get("invalid_reasons", []) if r not in reasons)
+        return reasons
+
+    def invalid_repetitions(self):
+        return sum(1 for m in self.metrics if not m.get("valid", True))
+
+    def errors_by_kind(self):
+        total = {}
+        for m in self.metrics:
+            for kind, n in (m.get("errors_by_kind") or {}).items():
+                total[kind] = total.get(kind, 0) + n
+        return total
+
+    def merged_histogram(self, which="corrected"):
+        """The repetitions' histograms summed exactly, or None (missing or unreadable)."""
+        parts = []
+        for record in self.records:
+            document = dig(record, "loadgen", "histograms", which)
+            if document is None:
+                continue
+            try:
+                parts.append(histogram_mod.Histogram.from_json(document))
+            except histogram_mod.HistogramFormatError:
+                return None
+        try:
+            return histogram_mod.merge_all(parts)
+        except histogram_mod.HistogramFormatError:
+            return None
+
+
+def _condition_label(cell_id, cell):
+    label = re.sub(r"_r\d+$", "", cell_id or "")
+    return label or json.dumps({k: v for k, v in cell.items() if k != "repetition"}, sort_keys=True)
+
+
+class ResultSet:
+    def __init__(self, directory):
+        self.directory = os.path.abspath(directory)
+        self.notes = []  # oddities met while loading, shown in the report
+        self.manifest = self._read_manifest()
+        self.conditions = []
+        self.failed = []  # (cell id, reason)
+        self._load_cells()
+
+    # --- loading ---
+    def _read_manifest(self):
+        if not os.path.isdir(self.directory):
+            raise ResultSetError(f"{self.directory} is not a directory")
+        path = os.path.join(self.directory, "manifest.json")
+        if os.path.exists(path):
+            try:
+                with open(path) as f:
+                    manifest = json.load(f)
+            except (OSError, json.JSONDecodeError) as error:
+                raise ResultSetError(f"cannot read {path}: {error}") from None
+            if not isinstance(manifest, dict) or not isinstance(manifest.get("cells"), list):
+                raise ResultSetError(f"{path} is not an echolab-bench manifest (no 'cells' list)")
+            return manifest
+        # The runner writes the manifest last: an interrupted run still has its cell files.
+        cells_dir = os.path.join(self.directory, "cells")
+        if os.path.isdir(cells_dir) and any(name.endswith(".json") for name in os.listdir(cells_dir)):
+            self.notes.append("no manifest.json (interrupted run?): read every file in cells/")
+            names = sorted(name for name in os.listdir(cells_dir) if name.endswith(".json"))
+            return {"cells": [{"id": name[:-5], "file": f"cells/{name}"} for name in names]}
+        raise ResultSetError(f"{self.directory} is not an echolab-bench result set (no manifest.json, no cells/)")
+
+    def _load_cells(self):
+        by_key = {}
+        for entry in self.manifest["cells"]:
+            cell_id = entry.get("id", "?")
+            record = self._read_record(entry)
+            if record is None:
+                continue
+            cell = dict(record.get("cell") or {})
+            cell.pop("repetition", None)
+            key = json.dumps(cell, sort_keys=True)
+            condition = by_key.get(key)
+            if condition is None:
+                condition = by_key[key] = Condition(_condition_label(record.get("id", cell_id), cell), cell)
+                self.conditions.append(condition)
+            if record.get("status") != "ok":
+                reason = record.get("reason") or entry.get("reason") or "no reason given"
+                condition.failed.append((cell_id, reason))
+                self.failed.append((cell_id, reason))
+                continue
+            condition.records.append(record)
+            condition.metrics.append(repetition_metrics(record))
+
+    def _read_record(self, entry):
+        cell_id = entry.get("id", "?")
+        path = os.path.join(self.directory, entry.get("file") or f"cells/{cell_id}.json")
+        try:
+            with open(path) as f:
+                record = json.load(f)
+        except (OSError, json.JSONDecodeError) as error:
+            reason = entry.get("reason") or f"cannot read {os.path.relpath(path, self.directory)}: {error}"
+            self.failed.append((cell_id, reason))
+            return None
+        if not isinstance(record, dict):
+            self.failed.append((cell_id, "cell file is not a JSON object"))
+            return None
+        return record
+
+    # --- what the figures ask ---
+    @property
+    def run_id(self):
+        return self.manifest.get("run_id") or os.path.basename(self.directory)
+
+    @property
+    def environment(self):
+        return self.manifest.get("environment") or {}
+
+    def measured(self, predicate=lambda c: True):
+        """Conditions with at least one successful repetition that satisfy `predicate`."""
+        return [c for c in self.conditions if c.metrics and predicate(c)]
+
+    def references(self):
+        return self.measured(lambda c: c.is_reference)
+
+
+def dominant(conditions, keys=COMPARABLE_KEYS):
+    """Only the conditions sharing the most common values of `keys` (ties: first seen), so a
+    figure never mixes, say, 64-byte and 16-KiB messages on one line."""
+    tally = {}
+    for condition in conditions:
+        signature = tuple(json.dumps(condition.get(k)) for k in keys)
+        tally[signature] = tally.get(signature, 0) + 1
+    if not tally:
+        return []
+    best = max(tally, key=tally.get)  # max() keeps the first of equal counts (insertion order)
+    return [c for c in conditions if tuple(json.dumps(c.get(k)) for k in keys) == best]
+
+
+def by_engine(conditions, x_key):
+    """{engine: {x: condition}}; the first condition wins if two share an engine and x."""
+    lines = {}
+    for condition in conditions:
+        x = condition.get(x_key)
+        if x is None:
+            continue
+        lines.setdefault(condition.engine, {}).setdefault(x, condition)
+    return lines
+
+
+def describe(condition, keys=("transport", "size", "work", "workers")):
+    """'tcp, 64 B messages, workers 4' for titles: what the compared cells share."""
+    parts = []
+    for key in keys:
+        value = condition.get(key)
+        if value is None or (key == "work" and value == "none"):
+            continue
+        if key == "size":
+            parts.append(f"{value} B messages")
+        elif key == "workers":
+            parts.append(f"pools of {value} workers")
+        elif key == "work":
+            parts.append(f"work {value}")
+        else:
+            parts.append(str(value))
+    return ", ".join(parts)

@@ -1,0 +1,196 @@
+#!/usr/bin/python3
+"""echolab-plot on the committed small result set: every figure is drawn as a real PNG and a
+real SVG, report.html shows them all, and what cannot be drawn is skipped with a note, never a
+crash. Exits 77 (ctest: skipped) when this Python has no matplotlib.
+
+    plots_smoke_test.py SOURCE_DIR
+"""
+import glob
+import html.parser
+import importlib
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import unittest
+import xml.etree.ElementTree as ElementTree
+
+SKIP = 77
+SOURCE_DIR = os.path.abspath(sys.argv.pop(1) if len(sys.argv) > 1 else
+                             os.path.join(os.path.dirname(__file__), "..", ".."))
+PLOT = os.path.join(SOURCE_DIR, "plots", "echolab-plot")
+RESULTS = os.path.join(SOURCE_DIR, "tests", "data", "small-results")
+FIGURES = ["throughput_vs_connections", "latency_spectrum", "latency_vs_rate", "connection_setup_rate",
+           "server_cost", "service_cost", "datagram_load"]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def run_plot(*args, python_prelude=None):
+    """echolab-plot under this interpreter (the one the test found matplotlib in)."""
+    if python_prelude is None:
+        command = [sys.executable, PLOT, *args]
+    else:  # run the script after `python_prelude`, e.g. to hide a module
+        command = [sys.executable, "-c", f"{python_prelude}; import runpy, sys; sys.argv = {[PLOT, *args]!r}; "
+                                         f"runpy.run_path({PLOT!r}, run_name='__main__')"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=100)
+
+
+class References(html.parser.HTMLParser):
+    """The files report.html points at (img src, a href)."""
+
+    def __init__(self):
+        super().__init__()
+        self.files = set()
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if (tag, name) in (("img", "src"), ("a", "href")) and value and not value.startswith("#"):
+                self.files.add(value)
+
+
+def png_size(path):
+    """(width, height) from the IHDR chunk, after checking the signature."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+    if not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        raise AssertionError(f"{path} is not a PNG")
+    return struct.unpack(">II", head[16:24])
+
+
+def copy_results(target, keep=lambda cell_id: True, edit=None):
+    """A copy of the small result set with only the cells `keep` accepts, each passed through
+    `edit(record)` if given."""
+    os.makedirs(os.path.join(target, "cells"))
+    with open(os.path.join(RESULTS, "manifest.json")) as f:
+        manifest = json.load(f)
+    manifest["cells"] = [entry for entry in manifest["cells"] if keep(entry["id"])]
+    for entry in manifest["cells"]:
+        with open(os.path.join(RESULTS, entry["file"])) as f:
+            record = json.load(f)
+        with open(os.path.join(target, entry["file"]), "w") as f:
+            json.dump(edit(record) if edit else record, f)
+    with open(os.path.join(target, "manifest.json"), "w") as f:
+        json.dump(manifest, f)
+
+
+class FullResultSet(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.out = tempfile.mkdtemp(prefix="echolab-plots-")
+        cls.plot_run = run_plot(RESULTS, "--out", cls.out)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.out, ignore_errors=True)
+
+    def test_exits_zero_without_complaint(self):
+        self.assertEqual(self.plot_run.returncode, 0, self.plot_run.stderr)
+        self.assertEqual(self.plot_run.stderr, "")
+
+    def test_every_figure_is_a_real_png_and_svg(self):
+        for name in FIGURES:
+            with self.subTest(figure=name):
+                png, svg = (os.path.join(self.out, f"{name}.{ext}") for ext in ("png", "svg"))
+                width, height = png_size(png)
+                self.assertGreater(width, 400)
+                self.assertGreater(height, 300)
+                self.assertGreater(os.path.getsize(svg), 0)
+                root = ElementTree.parse(svg).getroot()
+                self.assertEqual(root.tag, "{http://www.w3.org/2000/svg}svg")
+
+    def test_report_references_every_figure_and_nothing_missing(self):
+        with open(os.path.join(self.out, "report.html"), encoding="utf-8") as f:
+            text = f.read()
+        parser = References()
+        parser.feed(text)
+        for name in FIGURES:
+            self.assertIn(f"{name}.png", parser.files)
+            self.assertIn(f"{name}.svg", parser.files)
+        for reference in parser.files:
+            self.assertTrue(os.path.isfile(os.path.join(self.out, reference)), reference)
+        self.assertNotIn("Not drawn", text)
+
+    def test_report_table_has_every_cell(self):
+        with open(os.path.join(self.out, "report.html"), encoding="utf-8") as f:
+            text = f.read()
+        cell_ids = {os.path.basename(p)[:-5].rsplit("_r", 1)[0]
+                    for p in glob.glob(os.path.join(RESULTS, "cells", "*.json"))}
+        for cell_id in cell_ids:
+            self.assertIn(f"<td>{cell_id}</td>", text)
+        self.assertIn("sockperf", text)
+
+    def test_default_output_directory_is_results_figures(self):
+        with tempfile.TemporaryDirectory() as scratch:
+            copy_results(os.path.join(scratch, "set"), keep=lambda i: "_closed_" in i and "tcp" in i)
+            run = run_plot(os.path.join(scratch, "set"), "--quiet")
+            self.assertEqual(run.returncode, 0, run.stderr)
+            self.assertEqual(run.stdout, "")
+            self.assertTrue(os.path.isfile(os.path.join(scratch, "set", "figures", "report.html")))
+
+
+class PartialResultSets(unittest.TestCase):
+    def test_missing_families_are_skipped_with_a_note(self):
+        with tempfile.TemporaryDirectory() as scratch:
+            results, out = os.path.join(scratch, "set"), os.path.join(scratch, "out")
+            copy_results(results, keep=lambda i: "_connect_" in i)  # connect mode only
+            run = run_plot(results, "--out", out)
+            self.assertEqual(run.returncode, 0, run.stderr)
+            self.assertTrue(os.path.isfile(os.path.join(out, "connection_setup_rate.png")))
+            self.assertFalse(os.path.exists(os.path.join(out, "latency_spectrum.png")))
+            with open(os.path.join(out, "report.html"), encoding="utf-8") as f:
+                report = f.read()
+            self.assertEqual(report.count("Not drawn"), len(FIGURES) - 1)
+
+    def test_missing_keys_and_failed_cells_do_not_crash(self):
+        def damage(record):
+            if record["id"].startswith("select_tcp_closed_c8"):
+                record["loadgen"].pop("histograms", None)  # the spectrum falls back to summaries
+                record["loadgen"].pop("throughput", None)
+            if record["id"].startswith("fork_tcp_closed_c1"):
+                record.update(status="failed", reason="server did not start: test")
+                record.pop("loadgen", None)
+            return record
+
+        with tempfile.TemporaryDirectory() as scratch:
+            results, out = os.path.join(scratch, "set"), os.path.join(scratch, "out")
+            copy_results(results, edit=damage)
+            run = run_plot(results, "--out", out)
+            self.assertEqual(run.returncode, 0, run.stderr)
+            with open(os.path.join(out, "report.html"), encoding="utf-8") as f:
+                report = f.read()
+            self.assertIn("server did not start: test", report)
+            self.assertTrue(os.path.isfile(os.path.join(out, "latency_spectrum.png")))
+            self.assertIn("Drawn from summary percentiles only (no histogram): select", report)
+
+
+class Errors(unittest.TestCase):
+    def test_bad_directory_is_one_line_and_exit_2(self):
+        with tempfile.TemporaryDirectory() as scratch:
+            for target in (os.path.join(scratch, "missing"), scratch):
+                run = run_plot(target)
+                self.assertEqual(run.returncode, 2, run.stderr)
+                self.assertEqual(len(run.stderr.strip().splitlines()), 1, run.stderr)
+                self.assertTrue(run.stderr.startswith("echolab-plot: "), run.stderr)
+
+    def test_missing_matplotlib_is_one_line_and_exit_2(self):
+        run = run_plot(RESULTS, "--out", "/nonexistent", python_prelude="import sys; sys.modules['matplotlib'] = None")
+        self.assertEqual(run.returncode, 2, run.stderr)
+        self.assertEqual(len(run.stderr.strip().splitlines()), 1, run.stderr)
+        self.assertIn("install python3-matplotlib", run.stderr)
+
+    def test_script_runs_under_debians_python(self):
+        with open(PLOT) as f:
+            self.assertEqual(f.readline().strip(), "#!/usr/bin/python3")
+        self.assertTrue(os.access(PLOT, os.X_OK))
+
+
+if __name__ == "__main__":
+    try:
+        importlib.import_module("matplotlib")
+    except ImportError:
+        print(f"SKIP: {sys.executable} has no matplotlib (install python3-matplotlib)")
+        sys.exit(SKIP)
+    unittest.main(verbosity=2)
