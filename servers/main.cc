@@ -31,7 +31,7 @@ void write_stats(const ServerCommandLine& line, const std::string& address, cons
   report["transport"] = to_string(line.config.transport);
   report["protocol"] = to_string(line.config.protocol.protocol);
   report["listen"] = address;
-  report["workers"] = line.config.workers;
+  report["pool_size"] = line.config.workers;  // "workers" is the per-worker spread
   report["work"] = to_string(line.config.protocol.work);
   report["max_frame_bytes"] = line.config.protocol.max_frame;
   report["echolab_version"] = kVersion;
