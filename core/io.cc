@@ -80,13 +80,12 @@ void refuse_with_spare(int listen_fd, Counters& counters) {
 
 std::atomic<bool> g_log_connections{false};
 
-// One line per connection, for people and tests checking who connected (never in a benchmark).
-void log_peer(int fd) {
-  SocketAddress peer;
-  if (::getpeername(fd, peer.get(), &peer.length) == 0) {
-    const std::string line = "echolab-server: accepted " + format_address(peer) + "\n";
-    [[maybe_unused]] ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
-  }
+// One line per connection, for people and tests checking who connected (never in a
+// benchmark). The address comes from accept itself: getpeername would fail for a client
+// that already reset, and its line would be lost.
+void log_peer(const SocketAddress& peer) {
+  const std::string line = "echolab-server: accepted " + format_address(peer) + "\n";
+  [[maybe_unused]] ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
 }
 
 }  // namespace
@@ -167,19 +166,27 @@ IoResult send_datagram(int fd, std::span<const std::byte> data, const SocketAddr
 
 AcceptResult accept_connection(int listen_fd, Counters& counters, bool nonblocking) {
   const int flags = SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0);
+  const bool logging = g_log_connections.load(std::memory_order_relaxed);
+  SocketAddress peer;
   for (;;) {
     counters.count(Syscall::accept);
-    const int fd = ::accept4(listen_fd, nullptr, nullptr, flags);
+    peer.length = sizeof(peer.storage);
+    const int fd = logging ? ::accept4(listen_fd, peer.get(), &peer.length, flags)
+                           : ::accept4(listen_fd, nullptr, nullptr, flags);
     if (fd >= 0) {
       ++counters.connections_accepted;
-      if (g_log_connections.load(std::memory_order_relaxed)) {
-        log_peer(fd);
+      if (logging) {
+        log_peer(peer);
       }
       return AcceptResult{Fd(fd), 0, false};
     }
     const int err = errno;
     if (err == EINTR) {
       continue;
+    }
+    if (err == EINVAL) {
+      // The listener was shut down: how a stop wakes blocked acceptors, not a failure.
+      return AcceptResult{Fd(), err, true};
     }
     if (err != EAGAIN && err != EWOULDBLOCK) {
       ++counters.accept_errors;

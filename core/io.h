@@ -56,7 +56,8 @@ struct AcceptResult {
 };
 
 // accept4(SOCK_CLOEXEC) with errors sorted as muduo does: transient ones (EAGAIN, EINTR,
-// ECONNABORTED, EPROTO, EPERM...) are retried by the caller; EMFILE/ENFILE are handled by
+// ECONNABORTED, EPROTO, EPERM...) are retried by the caller; EINVAL means the listener was
+// shut down (a stop) and is fatal but not counted; EMFILE/ENFILE are handled by
 // briefly giving back a reserved descriptor, accepting the waiting connection and closing
 // it (counted as refused), so the client is told at once instead of hanging in the backlog
 // and an event loop does not spin on a readable listener it cannot accept from.

@@ -1,0 +1,200 @@
+#include "tests/support/proc_fs.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <sstream>
+
+namespace echolab::test {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+
+bool same_process(const ProcStat& a, const ProcStat& b) {
+  return a.pid == b.pid && a.start_time == b.start_time;
+}
+
+std::optional<pid_t> parse_pid(const std::string& text) {
+  pid_t pid = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), pid);
+  if (error != std::errc() || end != text.data() + text.size()) {
+    return std::nullopt;
+  }
+  return pid;
+}
+
+}  // namespace
+
+std::string ProcStat::describe() const {
+  return std::to_string(pid) + " (" + name + ") state " + state + " ppid " + std::to_string(ppid);
+}
+
+std::optional<ProcStat> read_proc_stat(pid_t pid) {
+  std::ifstream file("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(file, line)) {
+    return std::nullopt;
+  }
+  // "pid (comm) state ppid ...": comm may itself contain spaces and parentheses, so split
+  // at the last ')'.
+  const auto open = line.find('(');
+  const auto close = line.rfind(')');
+  if (open == line.npos || close == line.npos || close < open) {
+    return std::nullopt;
+  }
+  ProcStat stat;
+  stat.pid = pid;
+  stat.name = line.substr(open + 1, close - open - 1);
+  std::istringstream rest(line.substr(close + 1));
+  std::vector<std::string> fields{std::istream_iterator<std::string>(rest),
+                                  std::istream_iterator<std::string>()};
+  // fields[0] is field 3 of proc(5) (state), fields[1] field 4 (ppid), fields[19] field 22
+  // (starttime).
+  if (fields.size() < 20) {
+    return std::nullopt;
+  }
+  stat.state = fields[0].empty() ? '?' : fields[0][0];
+  stat.ppid = static_cast<pid_t>(std::stol(fields[1]));
+  stat.start_time = std::stoull(fields[19]);
+  return stat;
+}
+
+std::vector<ProcStat> list_descendants(pid_t root) {
+  std::multimap<pid_t, ProcStat> children_of;
+  std::error_code error;
+  for (const auto& entry : fs::directory_iterator("/proc", error)) {
+    const auto pid = parse_pid(entry.path().filename().string());
+    if (!pid) {
+      continue;
+    }
+    if (auto stat = read_proc_stat(*pid)) {  // it may have exited since the listing
+      children_of.emplace(stat->ppid, *stat);
+    }
+  }
+  std::vector<ProcStat> descendants;
+  std::vector<pid_t> parents{root};
+  while (!parents.empty()) {
+    const pid_t parent = parents.back();
+    parents.pop_back();
+    const auto [first, last] = children_of.equal_range(parent);
+    for (auto it = first; it != last; ++it) {
+      descendants.push_back(it->second);
+      parents.push_back(it->second.pid);
+    }
+  }
+  return descendants;
+}
+
+std::optional<ProcStat> still_present(const ProcStat& recorded) {
+  auto now = read_proc_stat(recorded.pid);
+  if (now && same_process(*now, recorded)) {
+    return now;
+  }
+  return std::nullopt;
+}
+
+bool kill_if_same_process(const ProcStat& recorded, int signal) {
+  return still_present(recorded) && ::kill(recorded.pid, signal) == 0;
+}
+
+void reap_if_adopted(const ProcStat& recorded, milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    const pid_t r = ::waitpid(recorded.pid, &status, WNOHANG);
+    if (r == recorded.pid) {
+      return;
+    }
+    if (r < 0 && errno == ECHILD && !still_present(recorded)) {
+      return;  // not ours, and its own parent or PID 1 reaped it
+    }
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+}
+
+int count_open_fds(pid_t pid) {
+  std::error_code error;
+  fs::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", error);
+  if (error) {
+    return -1;
+  }
+  return static_cast<int>(std::distance(it, fs::directory_iterator()));
+}
+
+int wait_for_fd_count(pid_t pid, int expected, milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const int count = count_open_fds(pid);
+    if (count == expected || count < 0 || std::chrono::steady_clock::now() >= deadline) {
+      return count;
+    }
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+}
+
+void adopt_orphans() { ::prctl(PR_SET_CHILD_SUBREAPER, 1); }
+
+DescendantTracker::DescendantTracker(pid_t root, milliseconds interval)
+    : root_(root), interval_(interval) {
+  adopt_orphans();
+  sample();
+  sampler_ = std::thread([this] {
+    while (!stopping_) {
+      std::this_thread::sleep_for(interval_);
+      sample();
+    }
+  });
+}
+
+DescendantTracker::~DescendantTracker() {
+  stop();
+  for (const auto& leftover : still_present_now()) {
+    kill_if_same_process(leftover, SIGKILL);
+    reap_if_adopted(leftover, milliseconds(2'000));
+  }
+}
+
+void DescendantTracker::stop() {
+  stopping_ = true;
+  if (sampler_.joinable()) {
+    sampler_.join();
+  }
+}
+
+void DescendantTracker::sample() {
+  const auto now = list_descendants(root_);
+  const std::lock_guard lock(mutex_);
+  for (const auto& process : now) {
+    const bool known = std::any_of(seen_.begin(), seen_.end(),
+                                   [&](const ProcStat& p) { return same_process(p, process); });
+    if (!known) {
+      seen_.push_back(process);
+    }
+  }
+}
+
+std::vector<ProcStat> DescendantTracker::seen() const {
+  const std::lock_guard lock(mutex_);
+  return seen_;
+}
+
+std::vector<ProcStat> DescendantTracker::still_present_now() const {
+  std::vector<ProcStat> present;
+  for (const auto& process : seen()) {
+    if (auto now = still_present(process)) {
+      present.push_back(*now);
+    }
+  }
+  return present;
+}
+
+}  // namespace echolab::test
