@@ -128,7 +128,7 @@ def _legend_columns(labels, width_in):
     """As many columns as fit across the figure. matplotlib fills the legend column by
     column and sizes each column to its widest entry; the width per character is a guess."""
     def entry_in(label):
-        return 0.6 + 0.072 * len(label)
+        return 0.75 + 0.085 * len(label)
 
     for columns in range(len(labels), 1, -1):
         rows = math.ceil(len(labels) / columns)
