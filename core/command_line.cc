@@ -24,12 +24,20 @@ bool has_placeholder(std::string_view arg) {
 
 }  // namespace
 
-void reject_placeholder_tokens(int argc, const char* const* argv) {
-  for (int i = 1; i < argc; ++i) {
-    if (argv[i] != nullptr && has_placeholder(argv[i])) {
-      throw UsageError("argument " + std::to_string(i) + " contains a %word% token, which is not allowed");
+void reject_placeholder_tokens(const std::vector<std::string>& args) {
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (has_placeholder(args[i])) {
+      throw UsageError("argument " + std::to_string(i + 1) + " contains a %word% token, which is not allowed");
     }
   }
+}
+
+void reject_placeholder_tokens(int argc, const char* const* argv) {
+  std::vector<std::string> args;
+  for (int i = 1; i < argc && argv[i] != nullptr; ++i) {
+    args.emplace_back(argv[i]);
+  }
+  reject_placeholder_tokens(args);
 }
 
 }  // namespace echolab

@@ -1,5 +1,8 @@
 #pragma once
 // Checks shared by echolab's command lines (Boost.Program_options based).
+#include <string>
+#include <vector>
+
 namespace echolab {
 
 // Boost.Program_options 1.74 builds its error messages by replacing placeholders such as
@@ -8,5 +11,7 @@ namespace echolab {
 // a %word% token are refused up front with a UsageError; a single '%' (an IPv6 zone,
 // "fe80::1%eth0") is fine.
 void reject_placeholder_tokens(int argc, const char* const* argv);
+// The same for arguments without the program name.
+void reject_placeholder_tokens(const std::vector<std::string>& args);
 
 }  // namespace echolab

@@ -10,7 +10,7 @@
 namespace echolab {
 
 std::chrono::nanoseconds parse_duration(std::string_view text, std::string_view flag,
-                                        std::chrono::nanoseconds max) {
+                                        std::chrono::nanoseconds max, BareNumber bare) {
   const auto bad = [&](std::string_view why) {
     return UsageError("bad " + std::string(flag) + " '" + std::string(text) + "': " + std::string(why));
   };
@@ -29,10 +29,12 @@ std::chrono::nanoseconds parse_duration(std::string_view text, std::string_view 
     scale = 1e3;
   } else if (suffix == "ms") {
     scale = 1e6;
-  } else if (suffix == "s") {
+  } else if (suffix == "s" || (suffix.empty() && bare == BareNumber::seconds)) {
     scale = 1e9;
+  } else if (suffix == "m" || suffix == "min") {
+    scale = 60e9;
   } else {
-    throw bad("the duration needs a unit: ns, us, ms or s");
+    throw bad("the duration needs a unit: ns, us, ms, s or min");
   }
   const double nanoseconds = value * scale;
   if (nanoseconds > static_cast<double>(max.count())) {

@@ -6,9 +6,15 @@
 
 namespace echolab {
 
-// Parses DURATION; `flag` ("--work", "--idle-timeout") names the option in the one-line
-// UsageError thrown for a missing unit, a negative value or a value over `max`.
+// What a number without a unit means: an error (where the scale is not obvious, as in
+// "--work cpu:5"), or seconds (run lengths: "--duration 10").
+enum class BareNumber { rejected, seconds };
+
+// Parses DURATION: a non-negative number and one of ns, us, ms, s, m or min. `flag`
+// ("--work", "--idle-timeout") names the option in the one-line UsageError thrown for a
+// missing or unknown unit, a negative value or a value over `max`.
 [[nodiscard]] std::chrono::nanoseconds parse_duration(std::string_view text, std::string_view flag,
-                                                      std::chrono::nanoseconds max = std::chrono::hours(24));
+                                                      std::chrono::nanoseconds max = std::chrono::hours(24),
+                                                      BareNumber bare = BareNumber::rejected);
 
 }  // namespace echolab

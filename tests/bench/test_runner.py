@@ -61,7 +61,7 @@ class TinyRun(unittest.TestCase):
         spec_path = os.path.join(cls.tmp.name, "tiny.json")
         with open(spec_path, "w") as f:
             json.dump(TINY_SPEC, f)
-        cls.run = subprocess.run(
+        cls.completed = subprocess.run(
             [sys.executable, os.path.join(REPO, "bench", "echolab-bench"), "--spec", spec_path,
              "--out", cls.tmp.name, "--run-id", "tiny", "--build-dir", BUILD_DIR],
             capture_output=True, text=True, timeout=240)
@@ -76,7 +76,7 @@ class TinyRun(unittest.TestCase):
             return json.load(f)
 
     def test_run_completes_despite_the_failed_cell(self):
-        self.assertEqual(self.run.returncode, 0, self.run.stderr)
+        self.assertEqual(self.completed.returncode, 0, self.completed.stderr)
         manifest = self.load("manifest.json")
         statuses = {c["id"].split("_")[0]: c["status"] for c in manifest["cells"]}
         self.assertEqual(statuses, {"no-such-engine": "failed", "select": "ok", "thread": "ok"})

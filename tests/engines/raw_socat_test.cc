@@ -17,6 +17,12 @@
 namespace echolab::test {
 namespace {
 
+SpawnOptions stdin_from(const std::string& path) {
+  SpawnOptions options;
+  options.stdin_path = path;
+  return options;
+}
+
 using std::chrono::milliseconds;
 
 constexpr milliseconds kSocatDeadline{30'000};
@@ -66,7 +72,7 @@ TEST_P(RawStreamSocatTest, SocatGetsItsBytesBack) {
   // -t 5: after its input ends socat half-closes and waits up to 5 s for the echo to finish.
   const auto started = std::chrono::steady_clock::now();
   const auto result =
-      run_process({*socat, "-t", "5", "-", target}, kSocatDeadline, {.stdin_path = input_path});
+      run_process({*socat, "-t", "5", "-", target}, kSocatDeadline, stdin_from(input_path));
   const auto took =
       std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - started);
   EXPECT_TRUE(result.status.success()) << result.status.describe() << ": " << result.err;
@@ -115,7 +121,7 @@ TEST_P(RawDatagramSocatTest, SocatGetsItsDatagramsBack) {
     CompletedProcess result;
     for (int attempt = 0; attempt < 3; ++attempt) {
       result = run_process({*socat, "-t", "1", "-b", "65507", "-", target}, kSocatDeadline,
-                           {.stdin_path = path});
+                           stdin_from(path));
       if (result.out == input) {
         break;
       }

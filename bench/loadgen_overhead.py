@@ -1,0 +1,142 @@
+#!/usr/bin/python3
+"""Does echolab-loadgen's bookkeeping cost anything a user can see?
+
+Runs echolab-loadgen (closed mode, raw protocol, one generator thread, every echoed byte
+verified, three histograms) and echolab-bare-client (the simplest epoll ping-pong loop,
+nothing checked or recorded) against the same raw-mode echolab-server, interleaved (the
+order alternates each round, so drift in the machine's state hits both alike), at several
+connection counts, and writes the ratio loadgen / bare of their median throughputs.
+Target: >= 1.0.
+
+    bench/loadgen_overhead.py --build-dir build/release [--out results/loadgen-overhead.json]
+
+Standard library only (Debian's /usr/bin/python3).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+
+
+def start_server(build_dir, engine):
+    server = subprocess.Popen(
+        [os.path.join(build_dir, "servers", "echolab-server"), "--engine", engine, "--listen",
+         "127.0.0.1:0", "--protocol", "raw", "--workers", "4",
+         # Every connection served at once (the thread and fork engines cap them at 64 by
+         # default and leave the rest waiting in the backlog).
+         "--max-threads", "1024", "--max-children", "1024"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = server.stdout.readline().split()
+    if len(line) != 4 or line[:2] != ["echolab-server", "listening"]:
+        server.kill()
+        sys.exit("echolab-server did not start: " + " ".join(line) + server.stderr.read())
+    return server, line[3]
+
+
+def run_json(command, deadline):
+    done = subprocess.run(command, capture_output=True, text=True, timeout=deadline)
+    if done.returncode != 0:
+        sys.exit("failed: " + " ".join(command) + "\n" + done.stderr)
+    return json.loads(done.stdout)
+
+
+def loadgen(build_dir, target, connections, size, warmup, duration):
+    result = run_json(
+        [os.path.join(build_dir, "loadgen", "echolab-loadgen"), "--target", target, "--protocol", "raw",
+         "--connections", str(connections), "--threads", "1", "--size", str(size), "--warmup", f"{warmup}s",
+         "--duration", f"{duration}s", "--json", "-", "--quiet", "--no-status"],
+        deadline=warmup + duration + 60)
+    errors = result["errors"]["total"]
+    if errors:
+        sys.exit(f"echolab-loadgen counted {errors} errors: {result['errors']}")
+    return result["throughput"]["msgs_per_s"], result["generator"]["threads"][0]["cpu_share"]
+
+
+def bare(build_dir, target, connections, size, warmup, duration):
+    result = run_json(
+        [os.path.join(build_dir, "bench", "echolab-bare-client"), target, str(connections), str(size),
+         str(warmup), str(duration)],
+        deadline=warmup + duration + 60)
+    return result["msgs_per_s"]
+
+
+def git_commit(source_dir):
+    try:
+        return subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=source_dir, capture_output=True,
+                              text=True, timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def main():
+    source_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--build-dir", required=True)
+    parser.add_argument("--engine", default="thread", help="echolab-server engine (raw mode)")
+    parser.add_argument("--connections", default="1,16,64,256")
+    parser.add_argument("--size", type=int, default=64, help="bytes per message")
+    parser.add_argument("--warmup", type=float, default=0.5, help="seconds")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per run")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each client per connection count")
+    parser.add_argument("--out", default=os.path.join(source_dir, "results", "loadgen-overhead.json"))
+    args = parser.parse_args()
+
+    server, target = start_server(args.build_dir, args.engine)
+    rows = []
+    try:
+        for connections in [int(c) for c in args.connections.split(",")]:
+            loadgen_rates, bare_rates, loadgen_cpu = [], [], []
+            for round_index in range(args.rounds):
+                order = ("loadgen", "bare") if round_index % 2 == 0 else ("bare", "loadgen")
+                for which in order:
+                    if which == "loadgen":
+                        rate, cpu = loadgen(args.build_dir, target, connections, args.size, args.warmup, args.duration)
+                        loadgen_rates.append(rate)
+                        loadgen_cpu.append(cpu)
+                    else:
+                        bare_rates.append(bare(args.build_dir, target, connections, args.size, args.warmup,
+                                               args.duration))
+            ratio = statistics.median(loadgen_rates) / statistics.median(bare_rates)
+            rows.append({"connections": connections,
+                         "loadgen_msgs_per_s": loadgen_rates, "bare_msgs_per_s": bare_rates,
+                         "loadgen_median_msgs_per_s": statistics.median(loadgen_rates),
+                         "bare_median_msgs_per_s": statistics.median(bare_rates),
+                         "loadgen_cpu_share": loadgen_cpu,
+                         "ratio": ratio})
+            print(f"{connections:5d} connections: loadgen {statistics.median(loadgen_rates):12,.0f} msgs/s, "
+                  f"bare {statistics.median(bare_rates):12,.0f} msgs/s, ratio {ratio:.3f}", flush=True)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+    result = {
+        "benchmark": "loadgen_overhead",
+        "description": "median msgs/s of echolab-loadgen (1 thread, closed, raw, verified) over "
+                       "echolab-bare-client against the same raw-mode echolab-server; target ratio >= 1.0",
+        "context": {"date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                    "host_name": socket.gethostname(), "kernel": platform.release(),
+                    "num_cpus": os.cpu_count(), "git_commit": git_commit(source_dir),
+                    "build_dir": os.path.abspath(args.build_dir)},
+        "config": {"engine": args.engine, "size_bytes": args.size, "warmup_s": args.warmup,
+                   "duration_s": args.duration, "rounds": args.rounds},
+        "results": rows,
+        "min_ratio": min(row["ratio"] for row in rows),
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as out:
+        json.dump(result, out, indent=1)
+        out.write("\n")
+    print(f"minimum ratio {result['min_ratio']:.3f} -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+// echolab-loadgen: the load generator's command. Parses, runs, reports; every user mistake
+// is one line on stderr and exit status 2, a system failure one line and exit status 1.
+#include <unistd.h>
+
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <boost/program_options.hpp>
+
+#include "core/error.h"
+#include "core/stop.h"
+#include "echolab/version.h"
+#include "loadgen/merge.h"
+#include "loadgen/options.h"
+#include "loadgen/report.h"
+#include "loadgen/run.h"
+
+namespace {
+
+using namespace echolab;
+namespace po = boost::program_options;
+
+constexpr int kUsageExit = 2;
+constexpr int kSystemExit = 1;
+
+// Fails before a long run, not after it, when an output file cannot be written.
+void check_writable(const std::string& path, const char* option) {
+  if (path.empty() || path == "-") return;
+  const std::size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  if (::access(dir.c_str(), W_OK) != 0) {
+    throw UsageError(std::string("--") + option + " " + path + ": cannot write in " + dir + " (" +
+                     std::strerror(errno) + ")");
+  }
+}
+
+void emit(const RunResult& result, const std::string& json_path, const std::string& hgrm_path,
+          bool quiet) {
+  if (!json_path.empty()) {
+    write_output(json_path, to_json(result).dump(1) + "\n");
+  }
+  if (!hgrm_path.empty()) {
+    write_output(hgrm_path, hgrm_text(result));
+  }
+  if (!quiet) {
+    // With the JSON on stdout, the table goes to stderr so that stdout stays parseable.
+    print_summary(json_path == "-" ? std::cerr : std::cout, result);
+  }
+}
+
+int run_command(const std::vector<std::string>& args) {
+  const ParsedCommand command = parse_command_line(args);
+  if (command.action == ParsedCommand::Action::help) {
+    std::cout << command.help_text;
+    return 0;
+  }
+  if (command.action == ParsedCommand::Action::version) {
+    std::cout << "echolab-loadgen " << kVersion << " (" << kGitCommit << ", " << kCompiler
+              << ")\n";
+    return 0;
+  }
+  const LoadConfig& config = command.config;
+  check_writable(config.json_path, "json");
+  check_writable(config.hgrm_path, "hgrm");
+  install_stop_handlers();
+  StatusLine status(config.live_status && config.json_path != "-" && ::isatty(STDOUT_FILENO) == 1);
+  StatusCallback on_status;
+  if (config.live_status && ::isatty(STDOUT_FILENO) == 1) {
+    on_status = [&status](const LiveStatus& s) { status.show(s); };
+  }
+  const RunResult result = run_load(config, on_status);
+  status.clear();
+  emit(result, config.json_path, config.hgrm_path, config.quiet);
+  return 0;
+}
+
+int merge_command(const std::vector<std::string>& args) {
+  po::options_description desc(
+      "Usage: echolab-loadgen merge A.json B.json ... [--json OUT] [--hgrm FILE]\n"
+      "Merges results of one configuration run at the same time by several generators:\n"
+      "counts and rates add, histograms merge exactly.\n\nOptions");
+  // clang-format off
+  desc.add_options()
+    ("help,h", "show this help")
+    ("json", po::value<std::string>(), "write the merged JSON result to FILE ('-': stdout)")
+    ("hgrm", po::value<std::string>(), "write the merged latency distribution (.hgrm)")
+    ("force", "merge even if the measured windows do not overlap")
+    ("quiet,q", "no summary table")
+    ("input", po::value<std::vector<std::string>>(), "result files");
+  // clang-format on
+  po::positional_options_description positional;
+  positional.add("input", -1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(desc).positional(positional).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UsageError(std::string("merge: ") + e.what() + " (see merge --help)");
+  }
+  if (vm.count("help")) {
+    std::cout << desc;
+    return 0;
+  }
+  const auto files = vm.count("input") ? vm["input"].as<std::vector<std::string>>()
+                                       : std::vector<std::string>{};
+  const std::string json_path = vm.count("json") ? vm["json"].as<std::string>() : "";
+  const std::string hgrm_path = vm.count("hgrm") ? vm["hgrm"].as<std::string>() : "";
+  check_writable(json_path, "json");
+  check_writable(hgrm_path, "hgrm");
+  std::vector<MergeInput> inputs;
+  for (const std::string& file : files) {
+    std::ifstream in(file);
+    if (!in) {
+      throw UsageError("merge: cannot open " + file + ": " + std::strerror(errno));
+    }
+    try {
+      inputs.push_back(MergeInput{file, result_from_json(nlohmann::json::parse(in))});
+    } catch (const std::exception& e) {
+      throw UsageError("merge: " + file + " is not a usable echolab-loadgen result: " + e.what());
+    }
+  }
+  const RunResult merged = merge_results(inputs, vm.count("force") > 0);
+  emit(merged, json_path, hgrm_path, vm.count("quiet") > 0);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  try {
+    if (!args.empty() && args.front() == "merge") {
+      args.erase(args.begin());
+      return merge_command(args);
+    }
+    return run_command(args);
+  } catch (const UsageError& e) {
+    std::cerr << "echolab-loadgen: " << e.what() << "\n";
+    return kUsageExit;
+  } catch (const std::exception& e) {
+    std::cerr << "echolab-loadgen: " << e.what() << "\n";
+    return kSystemExit;
+  }
+}

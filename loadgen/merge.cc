@@ -1,0 +1,130 @@
+#include "loadgen/merge.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "loadgen/environment.h"
+
+namespace echolab {
+namespace {
+
+// Settings that may differ between the generators of one load: how each spreads its share.
+nlohmann::json comparable_config(nlohmann::json config) {
+  for (const char* key : {"threads", "cpus", "seed", "time_limit_s"}) {
+    config.erase(key);
+  }
+  return config;
+}
+
+std::string first_difference(const nlohmann::json& a, const nlohmann::json& b) {
+  for (const auto& [key, value] : a.items()) {
+    if (!b.contains(key) || b.at(key) != value) {
+      return key + " (" + value.dump() + " vs " + (b.contains(key) ? b.at(key).dump() : "absent") + ")";
+    }
+  }
+  for (const auto& [key, value] : b.items()) {
+    if (!a.contains(key)) return key;
+  }
+  return "?";
+}
+
+int severity(const std::string& stopped_by) {
+  if (stopped_by == "time_limit") return 3;
+  if (stopped_by == "interrupted") return 2;
+  if (stopped_by == "messages") return 1;
+  return 0;
+}
+
+nlohmann::json describe_source(const MergeInput& input) {
+  nlohmann::json source = {{"file", input.name},
+                           {"start_utc", input.result.start_utc},
+                           {"measured_s", input.result.measured_s},
+                           {"valid", input.result.valid}};
+  for (const char* key : {"host_name", "git_commit"}) {
+    if (input.result.context.contains(key)) source[key] = input.result.context.at(key);
+  }
+  return source;
+}
+
+}  // namespace
+
+RunResult merge_results(const std::vector<MergeInput>& inputs, bool allow_disjoint) {
+  if (inputs.size() < 2) {
+    throw UsageError("merge needs at least two result files");
+  }
+  const nlohmann::json reference = comparable_config(inputs.front().result.config);
+  double latest_start = inputs.front().result.start_unix_s;
+  double earliest_end = latest_start + inputs.front().result.measured_s;
+  for (const MergeInput& input : inputs) {
+    const nlohmann::json config = comparable_config(input.result.config);
+    if (config != reference) {
+      throw UsageError(input.name + " has another configuration than " + inputs.front().name +
+                       ": " + first_difference(reference, config));
+    }
+    latest_start = std::max(latest_start, input.result.start_unix_s);
+    earliest_end = std::min(earliest_end, input.result.start_unix_s + input.result.measured_s);
+  }
+  if (latest_start >= earliest_end && !allow_disjoint) {
+    throw UsageError("the results did not run at the same time (their measured windows do not "
+                     "overlap); add --force to merge them anyway");
+  }
+
+  RunResult merged;
+  merged.config = inputs.front().result.config;
+  merged.context = collect_context();
+  double start = inputs.front().result.start_unix_s;
+  double end = start;
+  for (const MergeInput& input : inputs) {
+    const RunResult& r = input.result;
+    if (r.start_unix_s <= start) {
+      start = r.start_unix_s;
+      merged.start_utc = r.start_utc;
+    }
+    end = std::max(end, r.start_unix_s + r.measured_s);
+    if (severity(r.stopped_by) >= severity(merged.stopped_by)) merged.stopped_by = r.stopped_by;
+    merged.asked_msgs_per_s += r.asked_msgs_per_s;
+    merged.sent_msgs_per_s += r.sent_msgs_per_s;
+    merged.msgs_per_s += r.msgs_per_s;
+    merged.bytes_per_s += r.bytes_per_s;
+    merged.sent += r.sent;
+    merged.received += r.received;
+    merged.bytes_sent += r.bytes_sent;
+    merged.bytes_received += r.bytes_received;
+    merged.warmup_messages += r.warmup_messages;
+    merged.warmup_failures += r.warmup_failures;
+    for (std::size_t i = 0; i < merged.failures.size(); ++i) merged.failures[i] += r.failures[i];
+    for (std::size_t i = 0; i < merged.anomalies.size(); ++i) merged.anomalies[i] += r.anomalies[i];
+    merged.corrected.merge(r.corrected);
+    merged.uncorrected.merge(r.uncorrected);
+    merged.send_lag.merge(r.send_lag);
+    // Intervals line up by index: each counts from its own run's start of measurement.
+    for (std::size_t i = 0; i < r.intervals.size(); ++i) {
+      if (merged.intervals.size() <= i) {
+        merged.intervals.emplace_back();
+        merged.intervals[i].start_s = r.intervals[i].start_s;
+      }
+      IntervalResult& in = merged.intervals[i];
+      in.length_s = std::max(in.length_s, r.intervals[i].length_s);
+      in.messages += r.intervals[i].messages;
+      in.bytes += r.intervals[i].bytes;
+      in.errors += r.intervals[i].errors;
+      in.latency.merge(r.intervals[i].latency);
+    }
+    merged.threads.insert(merged.threads.end(), r.threads.begin(), r.threads.end());
+    for (const auto& [call, n] : r.syscalls) merged.syscalls[call] += n;
+    for (const std::string& reason : r.invalid_reasons) {
+      merged.invalid_reasons.push_back(input.name + ": " + reason);
+    }
+    if (r.sources.empty()) {
+      merged.sources.push_back(describe_source(input));
+    } else {
+      merged.sources.insert(merged.sources.end(), r.sources.begin(), r.sources.end());
+    }
+  }
+  merged.start_unix_s = start;
+  merged.measured_s = end - start;
+  merged.valid = merged.invalid_reasons.empty();
+  return merged;
+}
+
+}  // namespace echolab

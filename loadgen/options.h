@@ -1,0 +1,34 @@
+#pragma once
+// The command line of echolab-loadgen: Boost.Program_options in, a validated LoadConfig out.
+// Every mistake, including combinations that cannot work (a pipeline on raw datagrams, a
+// rate in closed mode), becomes a UsageError carrying one line that says what to change.
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "loadgen/config.h"
+
+namespace echolab {
+
+struct ParsedCommand {
+  enum class Action { run, help, version };
+  Action action = Action::run;
+  std::string help_text;  // for Action::help
+  LoadConfig config;      // for Action::run
+};
+
+// `args` excludes the program name. Throws UsageError.
+[[nodiscard]] ParsedCommand parse_command_line(const std::vector<std::string>& args);
+
+// "64", "64..4096" (uniform), "64:8,1024:1,65000:1" (size:weight list).
+[[nodiscard]] SizeDistribution parse_size(std::string_view text);
+
+// "0,2,4-7" -> {0,2,4,5,6,7}.
+[[nodiscard]] std::vector<int> parse_cpu_list(std::string_view text);
+
+// Rejects impossible combinations and out-of-range values. Throws UsageError.
+void validate(LoadConfig& config);
+
+}  // namespace echolab

@@ -1,0 +1,180 @@
+#include "loadgen/recorder.h"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+
+namespace echolab {
+namespace {
+
+ThreadUsage thread_usage_now(std::int64_t now) {
+  rusage usage{};
+  ::getrusage(RUSAGE_THREAD, &usage);
+  auto seconds = [](const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
+  };
+  return ThreadUsage{seconds(usage.ru_utime), seconds(usage.ru_stime),
+                     static_cast<double>(now) / 1e9};
+}
+
+}  // namespace
+
+std::string_view to_string(Failure failure) {
+  switch (failure) {
+    case Failure::mismatched: return "mismatched";
+    case Failure::missing: return "missing";
+    case Failure::short_echo: return "short_echo";
+    case Failure::timeout: return "timeout";
+    case Failure::unexpected: return "unexpected";
+    case Failure::connect_refused: return "connect_refused";
+    case Failure::connect_error: return "connect_error";
+    case Failure::reset: return "reset";
+    case Failure::closed_by_peer: return "closed_by_peer";
+    case Failure::send_error: return "send_error";
+    case Failure::receive_error: return "receive_error";
+    case Failure::protocol_error: return "protocol_error";
+    case Failure::aborted: return "aborted";
+    case Failure::overflow: return "overflow";
+    case Failure::unfinished: return "unfinished";
+    case Failure::kCount: break;
+  }
+  return "?";
+}
+
+std::string_view to_string(Anomaly anomaly) {
+  switch (anomaly) {
+    case Anomaly::mismatched_bytes: return "mismatched_bytes";
+    case Anomaly::late: return "late";
+    case Anomaly::duplicate: return "duplicate";
+    case Anomaly::reordered: return "reordered";
+    case Anomaly::kCount: break;
+  }
+  return "?";
+}
+
+Histogram make_latency_histogram() { return Histogram(1'000, 60'000'000'000, 3); }
+Histogram make_send_lag_histogram() { return Histogram(1, 60'000'000'000, 3); }
+Histogram make_interval_histogram() { return Histogram(1'000, 60'000'000'000, 2); }
+
+Recorder::Recorder(std::int64_t measure_start, std::int64_t interval, std::size_t max_intervals)
+    : measure_start_(measure_start),
+      interval_ns_(interval),
+      next_boundary_(measure_start),
+      last_index_(std::max<std::size_t>(max_intervals, 1) - 1),
+      intervals_(std::max<std::size_t>(max_intervals, 1)) {}
+
+void Recorder::set_measure_start(std::int64_t measure_start, std::int64_t planned_end) {
+  measure_start_ = measure_start;
+  next_boundary_ = measure_start;
+  if (planned_end != INT64_MAX && planned_end > measure_start) {
+    // Echoes that arrive after the end (while draining) belong to the last interval.
+    last_index_ = std::min(last_index_,
+                           static_cast<std::size_t>((planned_end - 1 - measure_start) / interval_ns_));
+  }
+}
+
+void Recorder::stop_measuring(std::int64_t measure_end) {
+  if (measure_end <= measure_start_) {
+    measure_end_ = measure_start_;
+    return;
+  }
+  advance(measure_end - 1);
+  measure_end_ = measure_end;
+  last_index_ = std::min(last_index_,
+                         static_cast<std::size_t>((measure_end - 1 - measure_start_) / interval_ns_));
+  if (used_intervals_ > 0 && used_intervals_ - 1 >= last_index_) {
+    next_boundary_ = INT64_MAX;
+  }
+}
+
+void Recorder::record_send(std::int64_t intended, std::int64_t sent, std::size_t wire_bytes,
+                           bool scheduled) noexcept {
+  if (intended < measure_start_) {
+    return;
+  }
+  if (scheduled) {
+    send_lag_.record(sent - intended);
+  }
+  ++sent_;
+  bytes_sent_ += wire_bytes;
+}
+
+void Recorder::record_echo(std::int64_t intended, std::int64_t sent, std::int64_t done,
+                           std::size_t wire_bytes) noexcept {
+  if (intended < measure_start_) {
+    ++warmup_messages_;
+    return;
+  }
+  advance(done);
+  corrected_.record(done - intended);
+  uncorrected_.record(done - sent);
+  ++received_;
+  bytes_received_ += wire_bytes;
+  if (current_ != nullptr) {
+    ++current_->messages;
+    current_->bytes += wire_bytes;
+    current_->latency.record(done - intended);
+  }
+  published_messages_.store(received_, std::memory_order_relaxed);
+}
+
+void Recorder::count(Failure failure, std::int64_t when, std::uint64_t n) noexcept {
+  if (when < measure_start_) {
+    warmup_failures_ += n;
+    return;
+  }
+  advance(when);
+  failures_[static_cast<int>(failure)] += n;
+  errors_ += n;
+  if (current_ != nullptr) {
+    current_->errors += n;
+  }
+  published_errors_.store(errors_, std::memory_order_relaxed);
+}
+
+void Recorder::open_interval(std::size_t index) {
+  // Allocates once per interval (not per message): a fresh histogram for the new interval.
+  intervals_[index] = std::make_unique<Interval>();
+  current_ = intervals_[index].get();
+  current_->start_ns = static_cast<std::int64_t>(index) * interval_ns_;
+  current_->length_ns = interval_ns_;
+  used_intervals_ = index + 1;
+}
+
+void Recorder::roll(std::int64_t now) {
+  if (!started_) {
+    started_ = true;
+    usage_at_start_ = thread_usage_now(measure_start_);
+  }
+  const auto wanted = static_cast<std::size_t>((now - measure_start_) / interval_ns_);
+  const std::size_t index = std::min(wanted, last_index_);
+  // Intervals with nothing in them (an idle thread) still get an (empty) entry.
+  for (std::size_t i = used_intervals_; i <= index; ++i) {
+    open_interval(i);
+  }
+  closed_.store(index, std::memory_order_release);
+  next_boundary_ = index < last_index_
+                       ? measure_start_ + static_cast<std::int64_t>(index + 1) * interval_ns_
+                       : INT64_MAX;
+}
+
+void Recorder::finish(std::int64_t now) {
+  const std::int64_t end = std::min(now, measure_end_);
+  if (end <= measure_start_) {
+    usage_ = ThreadUsage{};
+    closed_.store(used_intervals_, std::memory_order_release);
+    return;
+  }
+  advance(end - 1);
+  if (current_ != nullptr) {
+    current_->length_ns =
+        std::clamp<std::int64_t>(end - measure_start_ - current_->start_ns, 0, interval_ns_);
+  }
+  const ThreadUsage usage = thread_usage_now(now);
+  usage_.user_s = usage.user_s - usage_at_start_.user_s;
+  usage_.sys_s = usage.sys_s - usage_at_start_.sys_s;
+  usage_.wall_s = static_cast<double>(now - measure_start_) / 1e9;
+  closed_.store(used_intervals_, std::memory_order_release);
+}
+
+}  // namespace echolab

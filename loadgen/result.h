@@ -1,0 +1,79 @@
+#pragma once
+// RunResult: the outcome of one run (or of several merged), and its JSON form.
+//
+// The JSON (results/schema/loadgen-result.schema.json) carries the raw material (counts and
+// the full histograms in compact form) beside the figures computed from it, so that a file
+// can be re-plotted or merged with others (loadgen/merge.h) without re-running anything.
+// result_from_json() reads back exactly what to_json() wrote; the figures are recomputed.
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "loadgen/histogram.h"
+#include "loadgen/recorder.h"
+
+namespace echolab {
+
+inline constexpr const char* kResultSchemaId = "echolab.loadgen.result";
+inline constexpr int kResultSchemaVersion = 1;
+
+struct IntervalResult {
+  double start_s = 0;  // from the start of measurement
+  double length_s = 0;
+  std::uint64_t messages = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t errors = 0;
+  Histogram latency = make_interval_histogram();
+};
+
+struct RunResult {
+  nlohmann::json config;   // to_json(LoadConfig)
+  nlohmann::json context;  // environment: host, CPU, kernel, build (loadgen/report.h)
+  std::string start_utc;   // ISO 8601, start of measurement
+  double start_unix_s = 0;
+  double measured_s = 0;   // the measured window (drain excluded)
+  std::string stopped_by;  // duration | messages | time_limit | interrupted
+  double asked_msgs_per_s = 0;  // open mode; 0 otherwise
+  // Rates are computed per run and add up when runs are merged.
+  double sent_msgs_per_s = 0;
+  double msgs_per_s = 0;   // echoes received (verified) per second
+  double bytes_per_s = 0;  // echoed bytes received per second
+  std::uint64_t sent = 0;
+  std::uint64_t received = 0;
+  std::uint64_t bytes_sent = 0;
+  std::uint64_t bytes_received = 0;
+  std::uint64_t warmup_messages = 0;
+  std::uint64_t warmup_failures = 0;
+  std::array<std::uint64_t, kFailureKinds> failures{};
+  std::array<std::uint64_t, kAnomalyKinds> anomalies{};
+  Histogram corrected = make_latency_histogram();
+  Histogram uncorrected = make_latency_histogram();
+  Histogram send_lag = make_send_lag_histogram();
+  std::vector<IntervalResult> intervals;
+  std::vector<ThreadUsage> threads;
+  std::map<std::string, std::uint64_t> syscalls;
+  bool valid = true;
+  std::vector<std::string> invalid_reasons;
+  std::vector<nlohmann::json> sources;  // merged results: where each part came from
+
+  [[nodiscard]] std::uint64_t errors_total() const;
+};
+
+// Re-derives `valid` and its reasons from the figures and the thresholds in `config`:
+// send lag p99 past max_send_lag, a generator thread's CPU share past max_cpu, an achieved
+// send rate under 95 % of the asked one, an overflowing generator queue, or a run cut short
+// by the hard limit or a signal. Reasons already present (from merged parts) are kept.
+void assess_validity(RunResult& result);
+
+[[nodiscard]] nlohmann::json to_json(const RunResult& result);
+// Throws std::invalid_argument (or nlohmann::json::exception) naming what is wrong.
+[[nodiscard]] RunResult result_from_json(const nlohmann::json& json);
+
+// {"count", "min_us", ..., "p99_99_us", "max_us", "below_range", "above_range"}.
+[[nodiscard]] nlohmann::json latency_summary(const Histogram& histogram);
+
+}  // namespace echolab

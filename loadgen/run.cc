@@ -1,0 +1,279 @@
+#include "loadgen/run.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <condition_variable>
+#include <cstdlib>
+#include <iostream>
+#include <latch>
+#include <mutex>
+#include <thread>
+
+#include "core/error.h"
+#include "core/fd.h"
+#include "core/io.h"
+#include "core/socket.h"
+#include "core/stop.h"
+#include "loadgen/environment.h"
+#include "loadgen/event_loop.h"
+
+namespace echolab {
+namespace {
+
+constexpr std::uint32_t kProbeConnectionId = 0xFFFFFFFF;
+constexpr std::int64_t kStuckGraceNs = 10'000'000'000;
+
+// Waits for `events` on fd for at most timeout_ms; returns poll's revents (0 on timeout).
+short wait_for(int fd, short events, int timeout_ms) {
+  pollfd waiter{fd, events, 0};
+  int ready;
+  do {
+    ready = ::poll(&waiter, 1, timeout_ms);
+  } while (ready < 0 && errno == EINTR);
+  return ready > 0 ? waiter.revents : 0;
+}
+
+// Empty string: the address answered. Otherwise why not, as "call: reason".
+std::string probe_address(const LoadConfig& config, const SocketAddress& address) {
+  const int timeout_ms = static_cast<int>(std::max<std::int64_t>(1, config.timeout.count() / 1'000'000));
+  const bool datagram = config.is_datagram();
+  Fd fd(::socket(address.family(), (datagram ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) {
+    return describe_errno("socket", errno);
+  }
+  if (config.transport == Transport::unix_dgram) {
+    sa_family_t family = AF_UNIX;
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&family), sizeof(family)) != 0) {
+      return describe_errno("bind", errno);
+    }
+  }
+  if (::connect(fd.get(), address.get(), address.length) != 0) {
+    if (errno != EINPROGRESS) {
+      return describe_errno("connect", errno);
+    }
+    if (wait_for(fd.get(), POLLOUT, timeout_ms) == 0) {
+      return "connect: no answer within --timeout";
+    }
+    int err = 0;
+    socklen_t length = sizeof(err);
+    ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &length);
+    if (err != 0) {
+      return describe_errno("connect", err);
+    }
+  }
+  if (!datagram) {
+    return {};
+  }
+  // A datagram target has to prove it is there by echoing.
+  PayloadPool pool(config.size.min, config.seed);
+  std::vector<std::byte> message(wire_size(config.protocol, config.size.min));
+  encode_message(message.data(), config.protocol, kProbeConnectionId, 0, config.size.min, pool);
+  if (::send(fd.get(), message.data(), message.size(), MSG_NOSIGNAL) < 0) {
+    return describe_errno("send", errno);
+  }
+  if (wait_for(fd.get(), POLLIN, timeout_ms) == 0) {
+    return "no echo within --timeout";
+  }
+  std::vector<std::byte> reply(message.size() + 1);
+  if (::recv(fd.get(), reply.data(), reply.size(), 0) < 0) {
+    return describe_errno("recv", errno);
+  }
+  return {};
+}
+
+std::vector<ThreadPlan> plan_threads(const LoadConfig& config) {
+  std::vector<ThreadPlan> plans;
+  std::uint32_t next_id = 0;
+  const auto threads = static_cast<std::uint64_t>(config.threads);
+  for (int i = 0; i < config.threads; ++i) {
+    ThreadPlan plan;
+    plan.index = i;
+    plan.cpu = config.cpus.empty() ? -1 : config.cpus[static_cast<std::size_t>(i) % config.cpus.size()];
+    plan.connections = config.connections / config.threads + (i < config.connections % config.threads ? 1 : 0);
+    plan.first_connection_id = next_id;
+    next_id += static_cast<std::uint32_t>(plan.connections);
+    if (config.messages > 0) {
+      plan.limited = true;
+      plan.quota = config.messages / threads + (static_cast<std::uint64_t>(i) < config.messages % threads ? 1 : 0);
+    }
+    plan.rate = config.rate * plan.connections / config.connections;
+    plans.push_back(plan);
+  }
+  return plans;
+}
+
+}  // namespace
+
+SocketAddress probe_target(const LoadConfig& config) {
+  const std::vector<SocketAddress> candidates = resolve(config.target, config.transport, false);
+  std::string why = "no address";
+  for (const SocketAddress& candidate : candidates) {
+    why = probe_address(config, candidate);
+    if (why.empty()) {
+      return candidate;
+    }
+  }
+  throw UsageError("cannot reach " + config.target_text + " (" +
+                   std::string(to_string(config.transport)) + "): " + why);
+}
+
+RunResult run_load(const LoadConfig& config, const StatusCallback& on_status) {
+  ignore_sigpipe();
+  const SocketAddress target = probe_target(config);
+  const PayloadPool pool(config.size.max, config.seed);
+  const std::vector<ThreadPlan> plans = plan_threads(config);
+  std::vector<std::unique_ptr<EventLoop>> loops;
+  for (const ThreadPlan& plan : plans) {
+    loops.push_back(std::make_unique<EventLoop>(config, plan, target, pool));
+  }
+
+  std::latch ready(static_cast<std::ptrdiff_t>(loops.size()));
+  std::latch go(1);
+  RunClock clock;  // written before go opens, read after: the latch orders it
+  std::mutex mutex;
+  std::condition_variable finished_changed;
+  std::size_t finished = 0;
+  std::vector<std::thread> threads;
+  for (auto& loop : loops) {
+    threads.emplace_back([&, raw = loop.get()] {
+      block_stop_signals_in_this_thread();
+      raw->prepare();
+      ready.count_down();
+      go.wait();
+      raw->run(clock);
+      {
+        std::lock_guard lock(mutex);
+        ++finished;
+      }
+      finished_changed.notify_one();
+    });
+  }
+  ready.wait();
+  for (const auto& loop : loops) {
+    if (!loop->pin_error().empty()) {
+      std::cerr << "echolab-loadgen: warning: " << loop->pin_error() << "\n";
+    }
+  }
+  const std::int64_t start = monotonic_ns();
+  const auto wall_start = std::chrono::system_clock::now();
+  clock.start = start;
+  clock.measure_start = start + config.warmup.count();
+  clock.send_end = config.messages > 0 ? INT64_MAX : clock.measure_start + config.duration.count();
+  clock.hard_deadline = start + config.hard_limit().count();
+  go.count_down();
+
+  {
+    std::unique_lock lock(mutex);
+    std::uint64_t last_messages = 0;
+    std::int64_t last_sample = start;
+    while (finished < loops.size()) {
+      finished_changed.wait_for(lock, std::chrono::milliseconds(250));
+      if (monotonic_ns() > clock.hard_deadline + kStuckGraceNs) {
+        // Cannot happen unless a generator thread is stuck (a bug): never hang anyway.
+        std::cerr << "echolab-loadgen: generator threads did not stop at the hard time limit; "
+                     "giving up without results\n";
+        std::_Exit(1);
+      }
+      if (!on_status || finished == loops.size()) {
+        continue;
+      }
+      const std::int64_t now = monotonic_ns();
+      LiveStatus status;
+      status.elapsed_s = static_cast<double>(now - start) / 1e9;
+      status.warming_up = now < clock.measure_start;
+      std::uint64_t messages = 0;
+      std::size_t complete = SIZE_MAX;
+      for (const auto& loop : loops) {
+        messages += loop->recorder().published_messages();
+        status.errors += loop->recorder().published_errors();
+        complete = std::min(complete, loop->recorder().closed_intervals());
+      }
+      status.msgs_per_s = static_cast<double>(messages - last_messages) * 1e9 /
+                          static_cast<double>(std::max<std::int64_t>(1, now - last_sample));
+      last_messages = messages;
+      last_sample = now;
+      if (complete > 0 && complete != SIZE_MAX) {
+        Histogram p99 = make_interval_histogram();
+        for (const auto& loop : loops) {
+          p99.merge(loop->recorder().interval(complete - 1).latency);
+        }
+        if (p99.count() > 0) {
+          status.p99_us = static_cast<double>(p99.value_at_percentile(99)) / 1000.0;
+        }
+      }
+      lock.unlock();
+      on_status(status);
+      lock.lock();
+    }
+  }
+  for (auto& thread : threads) {
+    thread.join();
+  }
+
+  RunResult r;
+  r.config = to_json(config);
+  r.context = collect_context();
+  r.start_utc = format_utc(wall_start + config.warmup);
+  r.start_unix_s = std::chrono::duration<double>(wall_start.time_since_epoch()).count() +
+                   static_cast<double>(config.warmup.count()) / 1e9;
+  std::int64_t measure_end = clock.measure_start;
+  bool time_limit = false;
+  bool interrupted = false;
+  std::array<std::uint64_t, static_cast<int>(Syscall::kCount)> syscalls{};
+  for (const auto& loop : loops) {
+    measure_end = std::max(measure_end, loop->measure_end());
+    time_limit |= loop->stop_reason() == StopReason::time_limit;
+    interrupted |= loop->stop_reason() == StopReason::interrupted;
+    const Recorder& rec = loop->recorder();
+    r.corrected.merge(rec.corrected());
+    r.uncorrected.merge(rec.uncorrected());
+    r.send_lag.merge(rec.send_lag());
+    for (int i = 0; i < kFailureKinds; ++i) {
+      r.failures[static_cast<std::size_t>(i)] += rec.failures(static_cast<Failure>(i));
+    }
+    for (int i = 0; i < kAnomalyKinds; ++i) {
+      r.anomalies[static_cast<std::size_t>(i)] += rec.anomalies(static_cast<Anomaly>(i));
+    }
+    r.sent += rec.sent();
+    r.received += rec.received();
+    r.bytes_sent += rec.bytes_sent();
+    r.bytes_received += rec.bytes_received();
+    r.warmup_messages += rec.warmup_messages();
+    r.warmup_failures += rec.warmup_failures();
+    for (std::size_t i = 0; i < rec.interval_count(); ++i) {
+      if (r.intervals.size() <= i) {
+        r.intervals.emplace_back();
+        r.intervals[i].start_s = static_cast<double>(rec.interval(i).start_ns) / 1e9;
+      }
+      IntervalResult& in = r.intervals[i];
+      const Interval& part = rec.interval(i);
+      in.length_s = std::max(in.length_s, static_cast<double>(part.length_ns) / 1e9);
+      in.messages += part.messages;
+      in.bytes += part.bytes;
+      in.errors += part.errors;
+      in.latency.merge(part.latency);
+    }
+    r.threads.push_back(rec.usage());
+    for (std::size_t i = 0; i < syscalls.size(); ++i) {
+      syscalls[i] += loop->syscalls().syscalls[i];
+    }
+  }
+  for (std::size_t i = 0; i < syscalls.size(); ++i) {
+    if (syscalls[i] > 0) {
+      r.syscalls[std::string(to_string(static_cast<Syscall>(i)))] = syscalls[i];
+    }
+  }
+  r.measured_s = std::max(1e-9, static_cast<double>(measure_end - clock.measure_start) / 1e9);
+  r.stopped_by = time_limit    ? "time_limit"
+                 : interrupted ? "interrupted"
+                 : std::string(config.messages > 0 ? "messages" : "duration");
+  r.asked_msgs_per_s = config.mode == LoadMode::open ? config.rate : 0.0;
+  r.sent_msgs_per_s = static_cast<double>(r.sent) / r.measured_s;
+  r.msgs_per_s = static_cast<double>(r.received) / r.measured_s;
+  r.bytes_per_s = static_cast<double>(r.bytes_received) / r.measured_s;
+  assess_validity(r);
+  return r;
+}
+
+}  // namespace echolab

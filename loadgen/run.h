@@ -1,0 +1,34 @@
+#pragma once
+// run_load: one whole run. Resolves and probes the target (a refused or silent target is a
+// one-line error before any thread starts), splits the connections, message quota and rate
+// over --threads event loops, lets them connect, starts the clock for all of them at once,
+// and merges what they measured, exactly, into a RunResult.
+#include <cstdint>
+#include <functional>
+
+#include "core/address.h"
+#include "loadgen/config.h"
+#include "loadgen/result.h"
+
+namespace echolab {
+
+// What the live status line shows, sampled a few times a second.
+struct LiveStatus {
+  double elapsed_s = 0;  // since the start, warm-up included
+  bool warming_up = false;
+  double msgs_per_s = 0;  // over the last sample period
+  double p99_us = -1;     // of the last complete interval; < 0 before there is one
+  std::uint64_t errors = 0;
+};
+using StatusCallback = std::function<void(const LiveStatus&)>;
+
+// The first resolved address that answers: streams must accept a connection, datagram
+// targets must echo one probe message within --timeout. Throws UsageError with one line
+// ("cannot reach HOST:PORT: connect: Connection refused") otherwise.
+[[nodiscard]] SocketAddress probe_target(const LoadConfig& config);
+
+// Throws UsageError or std::system_error during set-up only; once running, every failure
+// is counted in the result.
+[[nodiscard]] RunResult run_load(const LoadConfig& config, const StatusCallback& on_status = {});
+
+}  // namespace echolab

@@ -1,0 +1,279 @@
+// The load generator's parts in-process: command-line validation, the message format and
+// its verification, size distributions, the pacer, the recorder's intervals and warm-up,
+// the JSON round trip, merging and validity. No sockets, no processes.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "core/error.h"
+#include "loadgen/merge.h"
+#include "loadgen/message.h"
+#include "loadgen/options.h"
+#include "loadgen/pacer.h"
+#include "loadgen/recorder.h"
+#include "loadgen/result.h"
+
+namespace echolab {
+namespace {
+
+using namespace std::chrono_literals;
+
+LoadConfig parse(std::vector<std::string> args) {
+  args.insert(args.begin(), {"--target", "127.0.0.1:7007"});
+  return parse_command_line(args).config;
+}
+
+TEST(LoadgenOptions, Defaults) {
+  const LoadConfig c = parse({});
+  EXPECT_EQ(c.mode, LoadMode::closed);
+  EXPECT_EQ(c.transport, Transport::tcp);
+  EXPECT_EQ(c.protocol, Protocol::framed);
+  EXPECT_EQ(c.connections, 1);
+  EXPECT_EQ(c.pipeline, 1);
+  EXPECT_EQ(c.size.min, 64u);
+  EXPECT_EQ(c.duration, 10s);
+  EXPECT_EQ(c.interval, 1s);
+  EXPECT_EQ(c.hard_limit(), 1s + 10s + 2s + 5s);
+  EXPECT_EQ(parse_command_line({"--target", "unix:/tmp/x"}).config.transport, Transport::unix_stream);
+}
+
+TEST(LoadgenOptions, Durations) {
+  auto duration_of = [](const char* text) { return parse_command_line({"--target", "127.0.0.1:1", "--duration", text}).config.duration; };
+  EXPECT_EQ(duration_of("250ms"), 250ms);
+  EXPECT_EQ(duration_of("1.5s"), 1500ms);
+  EXPECT_EQ(duration_of("2"), 2s);
+  EXPECT_EQ(duration_of("50us"), 50us);
+  EXPECT_EQ(duration_of("2m"), 120s);
+  EXPECT_THROW((void)duration_of("fast"), UsageError);
+  EXPECT_THROW((void)duration_of("5parsecs"), UsageError);
+}
+
+TEST(LoadgenOptions, SizesAndCpus) {
+  const SizeDistribution uniform = parse_size("64..4096");
+  EXPECT_EQ(uniform.kind, SizeDistribution::Kind::uniform);
+  EXPECT_EQ(uniform.min, 64u);
+  EXPECT_EQ(uniform.max, 4096u);
+  const SizeDistribution weighted = parse_size("64:8,1024:1,100");
+  ASSERT_EQ(weighted.choices.size(), 3u);
+  EXPECT_EQ(weighted.min, 64u);
+  EXPECT_EQ(weighted.max, 1024u);
+  EXPECT_DOUBLE_EQ(weighted.choices[2].weight, 1.0);
+  EXPECT_THROW((void)parse_size("100..10"), UsageError);
+  EXPECT_THROW((void)parse_size("64:-1"), UsageError);
+  EXPECT_EQ(parse_cpu_list("0,2-4"), (std::vector<int>{0, 2, 3, 4}));
+  EXPECT_THROW((void)parse_cpu_list("a"), UsageError);
+}
+
+TEST(LoadgenOptions, ImpossibleCombinationsAreRefused) {
+  const std::vector<std::vector<std::string>> bad = {
+      {"--mode", "open"},
+      {"--rate", "10"},
+      {"--mode", "open", "--rate", "10", "--pipeline", "2"},
+      {"--transport", "udp", "--protocol", "raw", "--pipeline", "2"},
+      {"--transport", "udp", "--mode", "connect"},
+      {"--size", "15"},
+      {"--transport", "udp", "--size", "65504"},
+      {"--threads", "2"},
+      {"--transport", "unix-stream"},
+      {"--messages", "10", "--duration", "3s"},
+      {"--time-limit", "1s"},
+      {"--interval", "1ms"},
+  };
+  for (const auto& args : bad) {
+    EXPECT_THROW((void)parse(args), UsageError) << ::testing::PrintToString(args);
+  }
+  // The largest datagram that fits, framed and raw.
+  EXPECT_NO_THROW((void)parse({"--transport", "udp", "--size", "65503"}));
+  EXPECT_NO_THROW((void)parse({"--transport", "udp", "--protocol", "raw", "--size", "65507"}));
+}
+
+TEST(LoadgenMessage, EncodedMessageVerifiesAndEveryFlipIsSeen) {
+  const PayloadPool pool(5000, 7);
+  for (Protocol protocol : {Protocol::framed, Protocol::raw}) {
+    for (std::uint32_t payload : {16u, 17u, 100u, 4999u}) {
+      std::vector<std::byte> wire(wire_size(protocol, payload));
+      const std::uint32_t checksum = encode_message(wire.data(), protocol, 3, 42, payload, pool);
+      const ExpectedMessage expected{protocol, 3, 42, checksum, payload};
+      EXPECT_EQ(count_mismatches(wire, 0, expected, pool), 0u);
+      // Chunk by chunk, as a raw stream delivers it.
+      std::size_t differ = 0;
+      for (std::size_t at = 0; at < wire.size(); at += 7) {
+        const std::size_t n = std::min<std::size_t>(7, wire.size() - at);
+        differ += count_mismatches(std::span<const std::byte>(wire).subspan(at, n), at, expected, pool);
+      }
+      EXPECT_EQ(differ, 0u);
+      const std::span<const std::byte> body =
+          std::span<const std::byte>(wire).subspan(protocol == Protocol::framed ? 4 : 0);
+      EXPECT_TRUE(is_intact(body));
+      const auto id = read_message_id(body);
+      ASSERT_TRUE(id.has_value());
+      EXPECT_EQ(id->connection, 3u);
+      EXPECT_EQ(id->sequence, 42u);
+      for (std::size_t at : {std::size_t{0}, wire.size() / 2, wire.size() - 1}) {
+        std::vector<std::byte> damaged = wire;
+        damaged[at] ^= std::byte{0x01};
+        EXPECT_EQ(count_mismatches(damaged, 0, expected, pool), 1u) << at;
+      }
+      std::vector<std::byte> damaged = wire;
+      damaged.back() ^= std::byte{0x80};
+      EXPECT_FALSE(is_intact(std::span<const std::byte>(damaged).subspan(protocol == Protocol::framed ? 4 : 0)));
+    }
+  }
+}
+
+TEST(LoadgenMessage, NeighbouringMessagesDiffer) {
+  const PayloadPool pool(1000, 1);
+  std::vector<std::byte> a(1000);
+  std::vector<std::byte> b(1000);
+  encode_message(a.data(), Protocol::raw, 0, 1, 1000, pool);
+  encode_message(b.data(), Protocol::raw, 0, 2, 1000, pool);
+  const ExpectedMessage expected_a{Protocol::raw, 0, 1, message_checksum(0, 1, pool.body(0, 1, 984)), 1000};
+  // The echo of message 2 where message 1's was due: nearly every byte differs.
+  EXPECT_GT(count_mismatches(b, 0, expected_a, pool), 900u);
+}
+
+TEST(LoadgenMessage, SizeSamplerStaysInItsDistribution) {
+  const SizeDistribution uniform = parse_size("20..30");
+  SizeSampler sample_uniform(uniform, 1);
+  std::map<std::uint32_t, int> seen;
+  for (int i = 0; i < 10000; ++i) ++seen[sample_uniform.next()];
+  EXPECT_EQ(seen.size(), 11u);
+  EXPECT_EQ(seen.begin()->first, 20u);
+  EXPECT_EQ(seen.rbegin()->first, 30u);
+
+  const SizeDistribution weighted = parse_size("16:3,1000:1");
+  SizeSampler sample_weighted(weighted, 1);
+  int small = 0;
+  for (int i = 0; i < 10000; ++i) {
+    const std::uint32_t size = sample_weighted.next();
+    ASSERT_TRUE(size == 16 || size == 1000) << size;
+    small += size == 16 ? 1 : 0;
+  }
+  EXPECT_GT(small, 7000);  // 7500 expected
+  EXPECT_LT(small, 8000);
+}
+
+TEST(LoadgenPacer, IntendedTimesFollowTheRateWithoutDrift) {
+  Pacer pacer(3.0, 1000);  // a period of 333,333,333.3 ns
+  std::vector<std::int64_t> times;
+  for (int i = 0; i < 4; ++i) {
+    times.push_back(pacer.next());
+    pacer.advance();
+  }
+  EXPECT_EQ(times, (std::vector<std::int64_t>{1000, 333'334'333, 666'667'667, 1'000'001'000}));
+  for (int i = 4; i < 3'000'000; ++i) pacer.advance();
+  EXPECT_EQ(pacer.next(), 1000 + 1'000'000'000'000'000);  // 10^6 s at 3 msgs/s, to the ns
+}
+
+TEST(LoadgenRecorder, WarmupIsExcludedAndIntervalsSplitTheWindow) {
+  const std::int64_t start = 10'000'000'000;
+  const std::int64_t second = 1'000'000'000;
+  Recorder recorder(INT64_MAX, second, 10);
+  recorder.count(Failure::connect_error, start - 5);  // before the clock: warm-up
+  recorder.set_measure_start(start, start + 3 * second);
+  recorder.record_echo(start - 10, start - 10, start + 100'000, 64);  // warm-up message
+  recorder.record_echo(start, start, start + 50'000, 64);
+  recorder.record_echo(start + second + 1, start + second + 1, start + second + 2'000'001, 64);
+  recorder.count(Failure::timeout, start + second + 5);
+  // After the planned end: still recorded, in the last interval.
+  recorder.record_echo(start + 3 * second - 1, start + 3 * second - 1, start + 3 * second + 1'000'000, 64);
+  recorder.finish(start + 3 * second + 2'000'000);
+  EXPECT_EQ(recorder.warmup_messages(), 1u);
+  EXPECT_EQ(recorder.warmup_failures(), 1u);
+  EXPECT_EQ(recorder.received(), 3u);
+  EXPECT_EQ(recorder.corrected().count(), 3u);
+  EXPECT_EQ(recorder.failures(Failure::timeout), 1u);
+  ASSERT_EQ(recorder.interval_count(), 3u);
+  EXPECT_EQ(recorder.closed_intervals(), 3u);
+  EXPECT_EQ(recorder.interval(0).messages, 1u);
+  EXPECT_EQ(recorder.interval(1).messages, 1u);
+  EXPECT_EQ(recorder.interval(1).errors, 1u);
+  EXPECT_EQ(recorder.interval(2).messages, 1u);
+  EXPECT_EQ(recorder.interval(2).length_ns, second);
+}
+
+RunResult sample_result(double start_unix_s, std::uint64_t scale) {
+  RunResult r;
+  r.config = {{"mode", "open"}, {"threads", 1}, {"seed", 1}, {"max_send_lag_s", 0.005},
+              {"max_cpu_share", 0.9}, {"size", {{"spec", "64"}}}};
+  r.context = {{"host_name", "h"}};
+  r.start_utc = "2024-01-01T00:00:00.000Z";
+  r.start_unix_s = start_unix_s;
+  r.measured_s = 1.0;
+  r.stopped_by = "duration";
+  r.asked_msgs_per_s = 1000;
+  r.sent = r.received = 1000 * scale;
+  r.sent_msgs_per_s = r.msgs_per_s = 1000.0 * static_cast<double>(scale);
+  r.failures[static_cast<int>(Failure::timeout)] = scale;
+  for (std::uint64_t i = 1; i <= 1000 * scale; ++i) {
+    r.corrected.record(static_cast<std::int64_t>(i * 1000 / scale));
+    r.uncorrected.record(static_cast<std::int64_t>(i * 900 / scale));
+    r.send_lag.record(static_cast<std::int64_t>(i));
+  }
+  IntervalResult interval;
+  interval.length_s = 1.0;
+  interval.messages = r.received;
+  interval.latency.record(5000);
+  r.intervals.push_back(std::move(interval));
+  r.threads.push_back(ThreadUsage{0.1, 0.2, 1.0});
+  r.syscalls["send"] = 1000 * scale;
+  assess_validity(r);
+  return r;
+}
+
+TEST(LoadgenResult, JsonRoundTripIsLossless) {
+  const RunResult original = sample_result(100.0, 1);
+  const nlohmann::json once = to_json(original);
+  const RunResult back = result_from_json(once);
+  EXPECT_EQ(to_json(back), once);
+  EXPECT_TRUE(back.corrected == original.corrected);
+  EXPECT_THROW((void)result_from_json(nlohmann::json{{"schema", "other"}}), std::invalid_argument);
+}
+
+TEST(LoadgenResult, ValidityNamesItsReasons) {
+  RunResult r = sample_result(100.0, 1);
+  EXPECT_TRUE(r.valid) << ::testing::PrintToString(r.invalid_reasons);
+  r.send_lag.record(50'000'000);
+  for (int i = 0; i < 100; ++i) r.send_lag.record(50'000'000);
+  r.threads.push_back(ThreadUsage{0.9, 0.09, 1.0});
+  r.sent_msgs_per_s = 500;
+  assess_validity(r);
+  EXPECT_FALSE(r.valid);
+  EXPECT_EQ(r.invalid_reasons.size(), 3u) << ::testing::PrintToString(r.invalid_reasons);
+}
+
+TEST(LoadgenMerge, CountsAddAndHistogramsMergeExactly) {
+  const RunResult a = sample_result(100.0, 1);
+  const RunResult b = sample_result(100.2, 3);
+  const RunResult merged = merge_results({{"a.json", a}, {"b.json", b}}, false);
+  EXPECT_EQ(merged.received, a.received + b.received);
+  EXPECT_EQ(merged.failures[static_cast<int>(Failure::timeout)], 4u);
+  EXPECT_DOUBLE_EQ(merged.msgs_per_s, a.msgs_per_s + b.msgs_per_s);
+  EXPECT_DOUBLE_EQ(merged.asked_msgs_per_s, 2000.0);
+  Histogram all = a.corrected;
+  all.merge(b.corrected);
+  EXPECT_TRUE(merged.corrected == all);
+  EXPECT_EQ(merged.intervals.size(), 1u);
+  EXPECT_EQ(merged.intervals[0].messages, a.received + b.received);
+  EXPECT_EQ(merged.intervals[0].latency.count(), 2u);
+  EXPECT_EQ(merged.sources.size(), 2u);
+  EXPECT_EQ(merged.syscalls.at("send"), 4000u);
+  EXPECT_NEAR(merged.measured_s, 1.2, 1e-9);
+}
+
+TEST(LoadgenMerge, RefusesWhatDoesNotBelongTogether) {
+  const RunResult a = sample_result(100.0, 1);
+  RunResult other = sample_result(100.0, 1);
+  other.config["size"]["spec"] = "128";
+  EXPECT_THROW((void)merge_results({{"a", a}, {"b", other}}, false), UsageError);
+  RunResult threads = sample_result(100.0, 1);
+  threads.config["threads"] = 4;  // a generator's own business
+  EXPECT_NO_THROW((void)merge_results({{"a", a}, {"b", threads}}, false));
+  const RunResult later = sample_result(200.0, 1);
+  EXPECT_THROW((void)merge_results({{"a", a}, {"b", later}}, false), UsageError);
+  EXPECT_NO_THROW((void)merge_results({{"a", a}, {"b", later}}, true));
+  EXPECT_THROW((void)merge_results({{"a", a}}, false), UsageError);
+}
+
+}  // namespace
+}  // namespace echolab
