@@ -23,11 +23,13 @@ std::optional<ReadyLine> parse_ready_line(std::string_view line) {
 }
 
 EchoServerProcess::EchoServerProcess(std::string binary, std::vector<std::string> args,
-                                     milliseconds ready_timeout)
-    : process_([&] {
-        args.insert(args.begin(), std::move(binary));
-        return std::move(args);
-      }()) {
+                                     milliseconds ready_timeout, const SpawnOptions& options)
+    : process_(
+          [&] {
+            args.insert(args.begin(), std::move(binary));
+            return std::move(args);
+          }(),
+          options) {
   if (!process_.wait_for_stdout_line(ready_timeout)) {
     throw std::runtime_error("no ready line within " + std::to_string(ready_timeout.count()) +
                              " ms: " + describe());

@@ -28,7 +28,8 @@ class EchoServerProcess {
   // everything the server printed, if it does not come within `ready_timeout` or is
   // malformed.
   EchoServerProcess(std::string binary, std::vector<std::string> args,
-                    milliseconds ready_timeout = milliseconds(15'000));
+                    milliseconds ready_timeout = milliseconds(15'000),
+                    const SpawnOptions& options = {});
 
   [[nodiscard]] Process& process() { return process_; }
   [[nodiscard]] pid_t pid() const { return process_.pid(); }

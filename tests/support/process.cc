@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <grp.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,8 +36,8 @@ std::array<UniqueFd, 2> make_pipe() {
 }
 
 // Runs in the forked child of a multi-threaded parent: async-signal-safe calls only.
-[[noreturn]] void exec_child(char* const* argv, pid_t parent, int stdin_fd, int out_fd, int err_fd,
-                             int exec_error_fd) {
+[[noreturn]] void exec_child(char* const* argv, char* const* envp, const SpawnOptions& options,
+                             pid_t parent, int stdin_fd, int out_fd, int err_fd, int exec_error_fd) {
   // Die with the test binary (a ctest timeout SIGKILLs it and runs no destructor).
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != parent) {
@@ -52,20 +54,66 @@ std::array<UniqueFd, 2> make_pipe() {
   ::sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
 
-  if (::dup2(stdin_fd, STDIN_FILENO) < 0 || ::dup2(out_fd, STDOUT_FILENO) < 0 ||
-      ::dup2(err_fd, STDERR_FILENO) < 0) {
+  const auto fail = [exec_error_fd] {
     const int err = errno;
     [[maybe_unused]] auto n = ::write(exec_error_fd, &err, sizeof err);
+    ::_exit(127);
+  };
+  if (::dup2(stdin_fd, STDIN_FILENO) < 0 || ::dup2(out_fd, STDOUT_FILENO) < 0 ||
+      ::dup2(err_fd, STDERR_FILENO) < 0) {
+    fail();
+  }
+  for (const auto& limit : options.limits) {
+    const rlimit value{limit.soft, limit.hard};
+    if (::setrlimit(limit.resource, &value) != 0) {
+      fail();
+    }
+  }
+  if (options.run_as_gid >= 0 &&
+      (::setgroups(0, nullptr) != 0 || ::setgid(static_cast<gid_t>(options.run_as_gid)) != 0)) {
+    fail();
+  }
+  if (options.run_as_uid >= 0 && ::setuid(static_cast<uid_t>(options.run_as_uid)) != 0) {
+    fail();
+  }
+  // setuid clears the dumpable flag, and with it the parent-death signal: set it again.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) {
     ::_exit(127);
   }
   // Descriptors the test binary opened without O_CLOEXEC (by gtest, say) must not reach
   // the server and blur its descriptor counts. Marking rather than closing keeps the
   // exec-error pipe usable until exec succeeds. Best effort (needs Linux 5.11).
   ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-  ::execv(argv[0], argv);
-  const int err = errno;
-  [[maybe_unused]] auto n = ::write(exec_error_fd, &err, sizeof err);
-  ::_exit(127);
+  if (envp != nullptr) {
+    ::execve(argv[0], argv, envp);
+  } else {
+    ::execv(argv[0], argv);
+  }
+  fail();
+  ::_exit(127);  // not reached: fail() exits
+}
+
+// The environment of a child with `extra` ("NAME=VALUE") added or replacing; built before
+// fork, as the child may only make async-signal-safe calls.
+std::vector<std::string> child_environment(const std::vector<std::string>& extra) {
+  std::vector<std::string> entries;
+  const auto overridden = [&extra](std::string_view entry) {
+    const auto name = entry.substr(0, entry.find('=') + 1);
+    for (const auto& replacement : extra) {
+      if (replacement.starts_with(name)) {
+        return true;
+      }
+    }
+    return false;
+  };
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    if (!overridden(*entry)) {
+      entries.emplace_back(*entry);
+    }
+  }
+  entries.insert(entries.end(), extra.begin(), extra.end());
+  return entries;
 }
 
 }  // namespace
@@ -96,6 +144,15 @@ Process::Process(std::vector<std::string> argv, const SpawnOptions& options)
     raw_argv.push_back(arg.data());
   }
   raw_argv.push_back(nullptr);
+  std::vector<std::string> environment;
+  std::vector<char*> raw_environment;
+  if (!options.environment.empty()) {
+    environment = child_environment(options.environment);
+    for (auto& entry : environment) {
+      raw_environment.push_back(entry.data());
+    }
+    raw_environment.push_back(nullptr);
+  }
 
   const pid_t parent = ::getpid();
   pid_ = ::fork();
@@ -103,7 +160,8 @@ Process::Process(std::vector<std::string> argv, const SpawnOptions& options)
     throw_errno("fork");
   }
   if (pid_ == 0) {
-    exec_child(raw_argv.data(), parent, stdin_fd.get(), out_write.get(), err_write.get(),
+    exec_child(raw_argv.data(), raw_environment.empty() ? nullptr : raw_environment.data(),
+               options, parent, stdin_fd.get(), out_write.get(), err_write.get(),
                exec_error_write.get());
   }
   // Only the child may hold the write ends, or end-of-file would never come.

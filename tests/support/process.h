@@ -4,6 +4,7 @@
 // every wait bounded by a deadline. Its destructor kills (SIGKILL, by PID) the child and the
 // child's own descendants if it is still running, then reaps it: a failing test never leaves
 // processes behind.
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -31,8 +32,24 @@ struct ExitStatus {
   [[nodiscard]] std::string describe() const;  // "exit 2", "killed by signal 9 (Killed)"
 };
 
+// A resource limit the child applies to itself before exec (RLIMIT_NOFILE, RLIMIT_NPROC...).
+struct ResourceLimit {
+  int resource = 0;
+  rlim_t soft = 0;
+  rlim_t hard = 0;
+};
+
 struct SpawnOptions {
   std::string stdin_path = "/dev/null";  // the child's standard input
+  // "NAME=VALUE" entries added to (or replacing in) the child's environment only, say
+  // LD_PRELOAD for a fault-injection shim that must never reach the test binary itself.
+  std::vector<std::string> environment;
+  // Applied in the child, in order, before exec; a failure aborts the spawn (exec error).
+  std::vector<ResourceLimit> limits;
+  // If set (>= 0), the child drops to this group and user before exec (after the limits):
+  // RLIMIT_NPROC is not enforced for root, so fork-failure tests run the server as nobody.
+  int run_as_uid = -1;
+  int run_as_gid = -1;
 };
 
 enum class OutputStream { out, err };

@@ -1,0 +1,230 @@
+// Cases 4 and 5 of issue #5, descriptor exhaustion.
+// EMFILE: the server starts with RLIMIT_NOFILE set (in its child, before exec) to exactly
+// what it uses when idle plus the connections the test holds open through it, so accept()
+// fails with EMFILE. A waiting client must be told at once (EOF or reset after a successful
+// TCP connect, never a hang), the server must not spin (under 5% CPU over 5 s while clients
+// keep arriving), and accepting resumes once descriptors free up.
+// FD_SETSIZE: select cannot watch fd >= 1024; with 1100 connections it refuses and counts
+// the excess, serves the rest, and never aborts, whatever build (fortify, ASan: point
+// ECHOLAB_SERVER_BIN at that build's server, see run_in_preset.sh).
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "tests/robustness/clients.h"
+#include "tests/robustness/robust_server.h"
+
+namespace echolab::test {
+namespace {
+
+constexpr milliseconds kIoTimeout{10'000};
+constexpr milliseconds kRefusalDeadline{5'000};
+constexpr auto kCpuWindow = std::chrono::seconds(5);
+constexpr double kMaxCpuShare = 0.05;
+
+// How each engine can be driven into EMFILE: `held` connections it keeps open through its
+// accepting process fill the table. Blocking engines serving one client per process or
+// thread can hold none (prefork, iterative) or their children hold them (fork), so the limit
+// is the idle count itself and descriptors "free up" when the test raises it (prlimit).
+struct EmfilePlan {
+  std::vector<std::string> flags;
+  int held = 0;
+};
+
+EmfilePlan plan_for(const std::string& engine) {
+  if (engine == "select" || engine == "thread") {
+    return {{}, 3};
+  }
+  if (engine == "prethread") {
+    return {{"--workers", "2"}, 1};  // one worker serves the held client, the other accepts
+  }
+  if (engine == "prefork") {
+    return {{"--workers", "1"}, 0};
+  }
+  return {{}, 0};  // iterative, fork
+}
+
+// The process whose table fills: the prefork worker, else the server itself.
+pid_t accepting_process(ServerUnderTest& server, const std::string& engine) {
+  if (engine == "prefork") {
+    for (int i = 0; i < 200; ++i) {
+      if (const auto children = list_descendants(server.pid()); !children.empty()) {
+        return children.front().pid;
+      }
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+  }
+  return server.pid();
+}
+
+std::uint64_t tree_cpu_ticks(pid_t root) {
+  std::uint64_t ticks = 0;
+  for (const pid_t pid : live_tree(root)) {
+    ticks += cpu_ticks(pid);
+  }
+  return ticks;
+}
+
+bool refused_at_once(const SocketAddress& address) {
+  auto fd = connect_socket(address, SOCK_STREAM, kIoTimeout);  // the TCP handshake succeeds
+  const auto end = read_until_closed(fd.get(), kRefusalDeadline);
+  return end.outcome == IoOutcome::closed || end.outcome == IoOutcome::reset;
+}
+
+class AcceptEmfile : public testing::TestWithParam<std::string> {};
+
+TEST_P(AcceptEmfile, ClientIsClosedServerDoesNotSpinAndAcceptingResumes) {
+  const auto& engine = GetParam();
+  if (const auto reason = engine_skip_reason(engine); !reason.empty()) {
+    GTEST_SKIP() << reason;
+  }
+  FastRandom random(test_seed());
+  const EmfilePlan plan = plan_for(engine);
+  // A probe run measures the idle descriptor count of the accepting process.
+  int idle_fds = 0;
+  {
+    ServerUnderTest probe(launch_of(engine, plan.flags));
+    const pid_t accepting = accepting_process(probe, engine);
+    std::this_thread::sleep_for(milliseconds(100));  // let a pool settle its start-up
+    idle_fds = count_open_fds(accepting);
+    ASSERT_GT(idle_fds, 0);
+    ASSERT_TRUE(probe.stop().status);
+  }
+  ServerLaunch launch = launch_of(engine, plan.flags);
+  const auto limit = static_cast<rlim_t>(idle_fds + plan.held);
+  // The hard limit leaves room for the soft one to be raised later without CAP_SYS_RESOURCE.
+  launch.spawn.limits = {{RLIMIT_NOFILE, limit, limit + 64}};
+  ServerUnderTest server(launch);
+  const auto address = server.address();
+  std::vector<UniqueFd> held;
+  std::vector<std::byte> scratch;
+  for (int i = 0; i < plan.held; ++i) {
+    held.push_back(connect_socket(address, SOCK_STREAM, kIoTimeout));
+    ASSERT_EQ(check_echo(held.back().get(), make_frame(random_bytes(random, 100)), scratch), "")
+        << "held client " << i << ": " << server.describe();
+  }
+  int refused = 0;
+  ASSERT_TRUE(refused_at_once(address)) << "a client waiting on a full table hangs";
+  ++refused;
+  // Clients keep arriving while the CPU time is measured: a listener that stays readable
+  // with nothing accepted would make a loop spin.
+  const auto ticks_before = tree_cpu_ticks(server.pid());
+  const auto start = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - start < kCpuWindow) {
+    EXPECT_TRUE(refused_at_once(address));
+    ++refused;
+    std::this_thread::sleep_for(milliseconds(250));
+  }
+  const auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const auto ticks = tree_cpu_ticks(server.pid()) - ticks_before;
+  const double share = static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK)) / elapsed;
+  EXPECT_LT(share, kMaxCpuShare) << ticks << " ticks of CPU in " << elapsed << " s on a full table";
+
+  // Free descriptors: close the held clients, or (none held) raise the limit.
+  held.clear();
+  if (plan.held == 0) {
+    const rlimit raised{limit + 16, limit + 64};
+    // The whole tree: a prefork parent sits at the limit too, and opens its stats file last.
+    for (const pid_t pid : live_tree(server.pid())) {
+      ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, &raised, nullptr), 0) << std::strerror(errno);
+    }
+  }
+  bool resumed = false;
+  for (int attempt = 0; attempt < 50 && !resumed; ++attempt) {
+    auto fd = connect_socket(address, SOCK_STREAM, kIoTimeout);
+    resumed = check_echo(fd.get(), make_frame(random_bytes(random, 100)), scratch).empty();
+    if (!resumed) {
+      std::this_thread::sleep_for(milliseconds(100));  // the server may still be closing
+    }
+  }
+  EXPECT_TRUE(resumed) << "accepting did not resume once descriptors were free";
+
+  const auto report = server.stop();
+  ASSERT_TRUE(report.status) << server.describe();
+  EXPECT_TRUE(report.status->success()) << report.status->describe() << ": " << server.describe();
+  EXPECT_TRUE(report.leftovers.empty());
+  ASSERT_FALSE(report.stats.is_null()) << server.describe();
+  const auto counted = stats_counter(report.stats, "connections_refused");
+  EXPECT_GE(counted, static_cast<std::uint64_t>(refused)) << "each refused client counted";
+  write_case_result({{"case", case_name("accept_emfile", engine)},
+                     {"test", "accept_emfile"},
+                     {"engine", engine},
+                     {"rlimit_nofile", limit},
+                     {"connections_held", plan.held},
+                     {"clients_refused", refused},
+                     {"connections_refused_counted", counted},
+                     {"accept_errors_counted", stats_counter(report.stats, "accept_errors")},
+                     {"cpu_ticks_while_full", ticks},
+                     {"cpu_share_while_full", share},
+                     {"window_seconds", elapsed},
+                     {"accepting_resumed", resumed},
+                     {"zombies_after", report.leftovers.size()}});
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, AcceptEmfile, testing::ValuesIn(stream_engine_names()),
+                         [](const auto& param_info) { return engine_param_name(param_info.param); });
+
+TEST(SelectFdSetSize, DescriptorsPastFdSetSizeAreRefusedAndCounted) {
+  if (const auto reason = engine_skip_reason("select"); !reason.empty()) {
+    GTEST_SKIP() << reason;
+  }
+  constexpr int kConnections = 1100;
+  ASSERT_GE(raise_own_fd_limit(kConnections + 200), static_cast<rlim_t>(kConnections + 100))
+      << "this test process cannot hold the connections";
+  FastRandom random(test_seed());
+  ServerLaunch launch = launch_of("select");
+  launch.spawn.limits = {{RLIMIT_NOFILE, 4096, 4096}};
+  ServerUnderTest server(launch);
+  const auto address = server.address();
+  std::vector<UniqueFd> clients;
+  std::vector<std::byte> scratch;
+  int served = 0;
+  int refused = 0;
+  for (int i = 0; i < kConnections; ++i) {
+    clients.push_back(connect_socket(address, SOCK_STREAM, kIoTimeout));
+    // Each client echoes once before the next connects, so the server's descriptor numbers
+    // grow one by one: the first ~1015 fit in an fd_set, the rest must be refused.
+    const auto error = check_echo(clients.back().get(), make_frame(random_bytes(random, 64)), scratch);
+    if (error.empty()) {
+      ++served;
+    } else {
+      ++refused;
+      ASSERT_FALSE(error.find("timed out") != std::string::npos)
+          << "client " << i << " left hanging: " << error;
+    }
+    ASSERT_TRUE(server.running()) << "the server died at connection " << i << ": " << server.describe();
+  }
+  // Those served are still served: one more round on a sample of them.
+  int served_again = 0;
+  for (std::size_t i = 0; i < clients.size(); i += 97) {
+    if (check_echo(clients[i].get(), make_frame(random_bytes(random, 64)), scratch).empty()) {
+      ++served_again;
+    }
+  }
+  clients.clear();
+  EXPECT_GT(refused, 0) << "no connection reached FD_SETSIZE";
+  EXPECT_GT(served, 1000);
+  EXPECT_GT(served_again, 0);
+  const auto report = server.stop();
+  ASSERT_TRUE(report.status) << server.describe();
+  EXPECT_TRUE(report.status->success()) << report.status->describe() << ": " << server.describe();
+  ASSERT_FALSE(report.stats.is_null());
+  const auto counted = stats_counter(report.stats, "connections_refused");
+  EXPECT_EQ(counted, static_cast<std::uint64_t>(refused));
+  write_case_result({{"case", "fd_setsize_select"},
+                     {"test", "fd_setsize"},
+                     {"engine", "select"},
+                     {"server_binary", robustness_server_binary()},
+                     {"connections_opened", kConnections},
+                     {"connections_served", served},
+                     {"connections_refused", refused},
+                     {"connections_refused_counted", counted},
+                     {"exit_code", report.status->code},
+                     {"exit_signal", report.status->signal}});
+}
+
+}  // namespace
+}  // namespace echolab::test
