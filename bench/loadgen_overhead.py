@@ -17,19 +17,29 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
 
 
+# Server and clients on different CPUs, as every echolab benchmark runs them, so that the
+# two clients compete with the same server for the same core and never with each other.
+SERVER_CPU, CLIENT_CPU = ("0", "1") if (os.cpu_count() or 1) >= 2 else (None, None)
+
+
+def pinned(command, cpu):
+    return (["taskset", "-c", cpu] + command) if cpu is not None and shutil.which("taskset") else command
+
+
 def start_server(build_dir, engine):
     server = subprocess.Popen(
-        [os.path.join(build_dir, "servers", "echolab-server"), "--engine", engine, "--listen",
+        pinned([os.path.join(build_dir, "servers", "echolab-server"), "--engine", engine, "--listen",
          "127.0.0.1:0", "--protocol", "raw", "--workers", "4",
          # Every connection served at once (the thread and fork engines cap them at 64 by
          # default and leave the rest waiting in the backlog).
-         "--max-threads", "1024", "--max-children", "1024"],
+         "--max-threads", "1024", "--max-children", "1024"], SERVER_CPU),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = server.stdout.readline().split()
     if len(line) != 4 or line[:2] != ["echolab-server", "listening"]:
@@ -47,9 +57,9 @@ def run_json(command, deadline):
 
 def loadgen(build_dir, target, connections, size, warmup, duration):
     result = run_json(
-        [os.path.join(build_dir, "loadgen", "echolab-loadgen"), "--target", target, "--protocol", "raw",
+        pinned([os.path.join(build_dir, "loadgen", "echolab-loadgen"), "--target", target, "--protocol", "raw",
          "--connections", str(connections), "--threads", "1", "--size", str(size), "--warmup", f"{warmup}s",
-         "--duration", f"{duration}s", "--json", "-", "--quiet", "--no-status"],
+         "--duration", f"{duration}s", "--json", "-", "--quiet", "--no-status"], CLIENT_CPU),
         deadline=warmup + duration + 60)
     errors = result["errors"]["total"]
     if errors:
@@ -59,8 +69,8 @@ def loadgen(build_dir, target, connections, size, warmup, duration):
 
 def bare(build_dir, target, connections, size, warmup, duration):
     result = run_json(
-        [os.path.join(build_dir, "bench", "echolab-bare-client"), target, str(connections), str(size),
-         str(warmup), str(duration)],
+        pinned([os.path.join(build_dir, "bench", "echolab-bare-client"), target, str(connections), str(size),
+                str(warmup), str(duration)], CLIENT_CPU),
         deadline=warmup + duration + 60)
     return result["msgs_per_s"]
 
@@ -82,7 +92,7 @@ def main():
     parser.add_argument("--size", type=int, default=64, help="bytes per message")
     parser.add_argument("--warmup", type=float, default=0.5, help="seconds")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per run")
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each client per connection count")
+    parser.add_argument("--rounds", type=int, default=5, help="runs of each client per connection count")
     parser.add_argument("--out", default=os.path.join(source_dir, "results", "loadgen-overhead.json"))
     args = parser.parse_args()
 
@@ -127,7 +137,8 @@ def main():
                     "num_cpus": os.cpu_count(), "git_commit": git_commit(source_dir),
                     "build_dir": os.path.abspath(args.build_dir)},
         "config": {"engine": args.engine, "size_bytes": args.size, "warmup_s": args.warmup,
-                   "duration_s": args.duration, "rounds": args.rounds},
+                   "duration_s": args.duration, "rounds": args.rounds,
+                   "server_cpu": SERVER_CPU, "client_cpu": CLIENT_CPU},
         "results": rows,
         "min_ratio": min(row["ratio"] for row in rows),
     }
