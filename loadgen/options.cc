@@ -91,7 +91,7 @@ po::options_description describe_options() {
     ("no-status", "no live status line, even on a terminal")
     ("seed", po::value<std::uint64_t>()->default_value(1), "seed of the message-size sequence")
     ("max-send-lag", po::value<std::string>()->default_value("5ms"), "p99 send lag past which the run is marked invalid")
-    ("max-cpu", po::value<double>()->default_value(0.9), "generator thread CPU share (0..1) past which the run is marked invalid")
+    ("max-cpu", po::value<double>()->default_value(0.9, "0.9"), "generator thread CPU share (0..1) past which the run is marked invalid")
     ("no-delay", po::value<bool>()->default_value(true), "TCP_NODELAY on client sockets")
     ("send-buffer", po::value<int>()->default_value(0), "SO_SNDBUF bytes (0: kernel default)")
     ("receive-buffer", po::value<int>()->default_value(0), "SO_RCVBUF bytes (0: kernel default)");
