@@ -81,7 +81,7 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& case_info) { return case_info.param.name; });
 
 TEST(CliTest, PortInUseExitsTwoWithOneLineOnStderr) {
-  UniqueFd taken(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  Fd taken(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   ASSERT_TRUE(taken.valid());
   sockaddr_in loopback{};
   loopback.sin_family = AF_INET;

@@ -86,7 +86,7 @@ TEST_P(RobustnessTest, ProtocolErrorsCloseOnlyTheOffendingConnection) {
   // The iterative engine serves one client at a time: the good client must leave before a
   // bad one can be served, so it reconnects for each round instead of staying connected.
   const bool one_client_at_a_time = engine == "iterative";
-  std::optional<UniqueFd> good;
+  std::optional<Fd> good;
   const auto good_client_is_echoed = [&](const char* when) {
     if (!good) {
       good = connect_socket(address, SOCK_STREAM, kIoTimeout);

@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "tests/support/unique_fd.h"
+#include "core/fd.h"
 
 namespace echolab::test {
 
@@ -37,7 +37,7 @@ class FaultyEchoServer {
 
   Fault fault_;
   std::uint64_t at_message_;
-  UniqueFd listener_;
+  Fd listener_;
   int port_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<std::uint64_t> messages_{0};
@@ -70,9 +70,9 @@ class FaultyDatagramEchoServer {
 
   Fault fault_;
   std::uint64_t at_message_;
-  UniqueFd socket_;
-  UniqueFd stop_read_;
-  UniqueFd stop_write_;
+  Fd socket_;
+  Fd stop_read_;
+  Fd stop_write_;
   int port_ = 0;
   std::thread thread_;
 };

@@ -37,12 +37,12 @@ class SilentListener {
   }
 
  private:
-  UniqueFd fd_;
+  Fd fd_;
 };
 
 // A port nobody listens on: bound, then closed.
 std::string closed_port_address(int type) {
-  UniqueFd fd(::socket(AF_INET, type | SOCK_CLOEXEC, 0));
+  Fd fd(::socket(AF_INET, type | SOCK_CLOEXEC, 0));
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

@@ -20,7 +20,7 @@ int unique_number() {
 
 // A UDP port that was free a moment ago (socat cannot report the port it bound).
 int pick_free_udp_port() {
-  UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  Fd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -106,7 +106,7 @@ std::optional<SocatEcho> start_socat_echo(const std::string& transport, const Te
     const std::vector<std::byte> ping = {std::byte{'p'}, std::byte{'i'}, std::byte{'n'}, std::byte{'g'}};
     ExchangeResult result;
     for (int attempt = 0; attempt < 100 && !result.ok; ++attempt) {
-      UniqueFd fd = connect_socket(address, SOCK_DGRAM, milliseconds(200));
+      Fd fd = connect_socket(address, SOCK_DGRAM, milliseconds(200));
       result = exchange_datagram(fd.get(), ping, ping.size(), ResendPolicy{}, scratch);
       if (!result.ok) std::this_thread::sleep_for(milliseconds(50));
     }

@@ -46,7 +46,7 @@ class GoodClient {
   SocketAddress address_;
   bool one_at_a_time_;
   FastRandom* random_;
-  std::optional<UniqueFd> fd_;
+  std::optional<Fd> fd_;
   std::vector<std::byte> scratch_;
   int rounds_ = 0;
   int connections_ = 0;

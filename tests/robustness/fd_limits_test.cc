@@ -99,7 +99,7 @@ TEST_P(AcceptEmfile, ClientIsClosedServerDoesNotSpinAndAcceptingResumes) {
   launch.spawn.limits = {{RLIMIT_NOFILE, limit, limit + 64}};
   ServerUnderTest server(launch);
   const auto address = server.address();
-  std::vector<UniqueFd> held;
+  std::vector<Fd> held;
   std::vector<std::byte> scratch;
   for (int i = 0; i < plan.held; ++i) {
     held.push_back(connect_socket(address, SOCK_STREAM, kIoTimeout));
@@ -179,7 +179,7 @@ TEST(SelectFdSetSize, DescriptorsPastFdSetSizeAreRefusedAndCounted) {
   launch.spawn.limits = {{RLIMIT_NOFILE, 4096, 4096}};
   ServerUnderTest server(launch);
   const auto address = server.address();
-  std::vector<UniqueFd> clients;
+  std::vector<Fd> clients;
   std::vector<std::byte> scratch;
   int served = 0;
   int refused = 0;

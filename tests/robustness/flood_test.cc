@@ -122,7 +122,7 @@ TEST_P(Flood, SpawnFailureClosesThatConnectionCountsItAndGoesOn) {
     GTEST_SKIP() << "cannot start the server as nobody here: " << error.what();
   }
   const auto address = server->address();
-  std::vector<UniqueFd> held;
+  std::vector<Fd> held;
   std::vector<std::byte> scratch;
   int refused = 0;
   // Hold connections until one is refused: the exact headroom depends on what else nobody

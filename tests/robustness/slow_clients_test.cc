@@ -74,7 +74,7 @@ bool closed_by_peer(int fd) {
 std::string millis(milliseconds duration) { return std::to_string(duration.count()) + "ms"; }
 
 struct SlowClient {
-  UniqueFd fd;
+  Fd fd;
   std::vector<std::byte> frame;  // what it has yet to send, a byte at a time
   std::size_t next = 3;          // bytes sent so far
   Clock::time_point connected;
@@ -200,7 +200,7 @@ constexpr std::size_t kOutputCap = 256 * 1024;
 constexpr std::size_t kMaxFrame = 1024 * 1024;  // the server's default --max-frame
 constexpr std::size_t kPushGoal = 200u << 20;   // what the non-reader tries to push
 constexpr std::size_t kChunkPayload = 64 * 1024;
-constexpr milliseconds kNonReaderIdle{3'000};
+constexpr milliseconds kNonReaderIdle{2'000};
 // Beyond the output cap and one frame: the receive chunk, a new thread's or a fork child's
 // first touched pages, malloc's bookkeeping. Kernel socket buffers are not process memory.
 constexpr std::size_t kMemorySlack = 4u << 20;
@@ -278,8 +278,9 @@ TEST_P(NonReaderTest, ServerMemoryStaysBoundedAndOthersAreServed) {
       chunk.insert(chunk.end(), payload.begin(), payload.end());
     }
   }
-  // A send that moves nothing for a second means the server stopped reading: back-pressure.
-  auto non_reader = connect_socket(address, SOCK_STREAM, milliseconds(1'000));
+  // A send that moves nothing for half a second means the server stopped reading:
+  // back-pressure. (The server's own deadline is longer, so it is still holding the client.)
+  auto non_reader = connect_socket(address, SOCK_STREAM, milliseconds(500));
   std::size_t pushed = 0;
   IoOutcome push_end = IoOutcome::ok;
   while (pushed < kPushGoal) {
@@ -350,7 +351,8 @@ TEST_P(NonReaderTest, ServerMemoryStaysBoundedAndOthersAreServed) {
       {"non_reader_open_while_second_served", non_reader_still_open},
       {"non_reader_dropped", dropped},
       {"idle_timeouts", idle_timeouts},
-      {"bytes_lost", 0},  // every round trip above is checked byte for byte
+      // Every round trip above is checked byte for byte: none lost unless one failed.
+      {"bytes_lost", served.empty() ? nlohmann::json(0) : nlohmann::json()},
       {"leaked_fds", leaked},
       {"zombies", end.zombies},
       {"leftover_processes", end.leftover_processes},

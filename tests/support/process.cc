@@ -27,12 +27,12 @@ using Clock = std::chrono::steady_clock;
   throw std::system_error(errno, std::generic_category(), what);
 }
 
-std::array<UniqueFd, 2> make_pipe() {
+std::array<Fd, 2> make_pipe() {
   std::array<int, 2> fds{};
   if (::pipe2(fds.data(), O_CLOEXEC) != 0) {
     throw_errno("pipe2");
   }
-  return {UniqueFd(fds[0]), UniqueFd(fds[1])};
+  return {Fd(fds[0]), Fd(fds[1])};
 }
 
 // Runs in the forked child of a multi-threaded parent: async-signal-safe calls only.
@@ -130,7 +130,7 @@ Process::Process(std::vector<std::string> argv, const SpawnOptions& options)
   if (argv_.empty()) {
     throw std::invalid_argument("Process: empty argv");
   }
-  UniqueFd stdin_fd(::open(options.stdin_path.c_str(), O_RDONLY | O_CLOEXEC));
+  Fd stdin_fd(::open(options.stdin_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!stdin_fd.valid()) {
     throw_errno("open " + options.stdin_path);
   }

@@ -17,7 +17,7 @@
 #include <thread>
 #include <vector>
 
-#include "tests/support/unique_fd.h"
+#include "core/fd.h"
 
 namespace echolab::test {
 
@@ -94,7 +94,7 @@ class Process {
 
  private:
   struct Pipe {
-    UniqueFd fd;
+    Fd fd;
     std::string text;
     bool closed = false;
   };
@@ -106,8 +106,8 @@ class Process {
   std::optional<ExitStatus> status_;
   Pipe out_;
   Pipe err_;
-  UniqueFd wake_read_;   // written to on destruction, so the collector stops even if a
-  UniqueFd wake_write_;  // leftover descendant still holds the output pipes open
+  Fd wake_read_;   // written to on destruction, so the collector stops even if a
+  Fd wake_write_;  // leftover descendant still holds the output pipes open
   mutable std::mutex mutex_;
   std::condition_variable output_changed_;
   std::thread collector_;

@@ -116,7 +116,7 @@ int local_port(int fd) {
 }
 
 bool ipv6_loopback_available() {
-  UniqueFd fd(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  Fd fd(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) {
     return false;
   }
@@ -136,8 +136,8 @@ void set_io_timeouts(int fd, milliseconds timeout) {
   }
 }
 
-UniqueFd connect_socket(const SocketAddress& address, int type, milliseconds io_timeout) {
-  UniqueFd fd(::socket(address.family(), type | SOCK_CLOEXEC, 0));
+Fd connect_socket(const SocketAddress& address, int type, milliseconds io_timeout) {
+  Fd fd(::socket(address.family(), type | SOCK_CLOEXEC, 0));
   if (!fd.valid()) {
     throw_errno("socket");
   }
@@ -241,7 +241,7 @@ IoResult wait_for_peer_close(int fd, milliseconds timeout) {
   }
 }
 
-void close_with_reset(UniqueFd& fd) {
+void close_with_reset(Fd& fd) {
   const linger abort{1, 0};
   ::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
   fd.reset();

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "tests/support/unique_fd.h"
+#include "core/fd.h"
 
 namespace echolab::test {
 
@@ -37,7 +37,7 @@ struct SocketAddress {
 // A connected client socket (SOCK_CLOEXEC, TCP_NODELAY for TCP) whose sends and receives
 // time out after `io_timeout`. A unix datagram socket is first autobound to an abstract
 // name, or the server could not address its replies. Throws std::system_error.
-[[nodiscard]] UniqueFd connect_socket(const SocketAddress& address, int type,
+[[nodiscard]] Fd connect_socket(const SocketAddress& address, int type,
                                       milliseconds io_timeout);
 void set_io_timeouts(int fd, milliseconds timeout);
 
@@ -58,7 +58,7 @@ struct IoResult {
 // passes (outcome timeout): how a test sees the server drop a connection.
 [[nodiscard]] IoResult wait_for_peer_close(int fd, milliseconds timeout);
 // Closes with an RST instead of a FIN (SO_LINGER 0): an abrupt client.
-void close_with_reset(UniqueFd& fd);
+void close_with_reset(Fd& fd);
 
 // The framed protocol: a 4-byte big-endian length, then the payload.
 void append_frame(std::vector<std::byte>& out, std::span<const std::byte> payload);
