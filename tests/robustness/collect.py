@@ -49,10 +49,6 @@ FIGURES = {
 
 # Figures that must be zero wherever they are reported.
 MUST_BE_ZERO = ["zombies_after", "leaked_fds_after"]
-# Tests whose client deliberately abandons data (resets mid-stream): the bytes it never
-# waited for are reported, but are not a server losing bytes.
-BYTES_LOST_BY_DESIGN = {"client_faults"}
-
 MARKDOWN_COLUMNS = [
     ("test", "case"),
     ("engine", "engine"),
@@ -147,7 +143,7 @@ def check(summary):
             if row["figures"].get(name, 0) != 0:
                 violations.append(f"{row['case']}: {name} = {row['figures'][name]}")
         lost = row["figures"].get("bytes_lost", 0)
-        if lost != 0 and row["test"] not in BYTES_LOST_BY_DESIGN:
+        if lost != 0:
             violations.append(f"{row['case']}: bytes_lost = {lost}")
     return violations
 
@@ -169,7 +165,6 @@ def merge(directory):
         "case_count": len(cases),
         "summary": summary,
         "checks": {"must_be_zero": MUST_BE_ZERO + ["bytes_lost"],
-                   "bytes_lost_by_design": sorted(BYTES_LOST_BY_DESIGN),
                    "violations": check(summary),
                    "unreadable_files": problems},
         "cases": sorted(cases, key=lambda c: c["case"]),

@@ -45,7 +45,7 @@ TEST_P(ClientFaults, ServerSurvivesCountsAndClosesOnlyThatConnection) {
 
   int resets = 0;
   int faults = 0;
-  std::uint64_t bytes_lost = 0;  // sent by faulty clients and never echoed back to them
+  std::uint64_t bytes_abandoned = 0;  // sent by faulty clients that reset or left before their echo
   for (int round = 0; round < kRoundsPerFault; ++round) {
     {  // reset while the server is sending a large echo nobody reads
       auto fd = connect_socket(address, SOCK_STREAM, kIoTimeout);
@@ -57,7 +57,7 @@ TEST_P(ClientFaults, ServerSurvivesCountsAndClosesOnlyThatConnection) {
       std::vector<std::byte> some(4096);
       set_io_timeouts(fd.get(), kIoTimeout);
       ASSERT_TRUE(receive_exact(fd.get(), some).ok()) << "the echo never started";
-      bytes_lost += sent.bytes;
+      bytes_abandoned += sent.bytes;
       close_with_reset(fd);
       ++resets;
       ++faults;
@@ -69,7 +69,7 @@ TEST_P(ClientFaults, ServerSurvivesCountsAndClosesOnlyThatConnection) {
       auto frame = make_frame(random_bytes(random, 1000));
       frame.resize(500);
       ASSERT_TRUE(send_all(fd.get(), frame).ok());
-      bytes_lost += frame.size();
+      bytes_abandoned += frame.size();
       if (one_at_a_time) {
         good.disconnect();
       }
@@ -92,7 +92,7 @@ TEST_P(ClientFaults, ServerSurvivesCountsAndClosesOnlyThatConnection) {
       EXPECT_EQ(end.outcome, IoOutcome::closed) << end.describe();
       EXPECT_TRUE(echoed == frames) << "after half-close: " << echoed.size() << " bytes echoed, "
                                     << frames.size() << " expected";
-      bytes_lost += 50;
+      bytes_abandoned += 50;
       ++faults;
     }
     EXPECT_EQ(good.round(1000), "") << "after a half-close";
@@ -101,7 +101,7 @@ TEST_P(ClientFaults, ServerSurvivesCountsAndClosesOnlyThatConnection) {
       auto frame = make_frame(random_bytes(random, 2000));
       frame.resize(1000);
       ASSERT_TRUE(send_all(fd.get(), frame).ok());
-      bytes_lost += frame.size();
+      bytes_abandoned += frame.size();
       ++faults;
     }
     EXPECT_EQ(good.round(1000), "") << "after a close mid-frame";
@@ -127,7 +127,7 @@ TEST_P(ClientFaults, ServerSurvivesCountsAndClosesOnlyThatConnection) {
                      {"faults_injected", faults},
                      {"resets_sent", resets},
                      {"peer_resets_counted", peer_resets},
-                     {"bytes_lost", bytes_lost},
+                     {"bytes_abandoned_by_client", bytes_abandoned},
                      {"leaked_fds_after", settled - baseline_fds},
                      {"zombies_after", report.leftovers.size()},
                      {"exit_signal", report.status->signal},
