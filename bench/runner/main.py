@@ -166,7 +166,8 @@ def main(argv=None):
         record = cells_mod.run_cell(cell, binaries, cpus)
         record["id"] = name
         with open(os.path.join(out_dir, "cells", name + ".json"), "w") as f:
-            json.dump(record, f, indent=1)
+            # Compact: a cell carries whole histograms, which indentation would blow up 5x.
+            json.dump(record, f, separators=(",", ":"))
         manifest["cells"].append({"id": name, "file": f"cells/{name}.json", "status": record["status"],
                                   **({"reason": record["reason"]} if record["status"] != "ok" else {})})
         if record["status"] != "ok":
