@@ -1,6 +1,7 @@
 #include "core/io.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 
 #include <unistd.h>
@@ -62,9 +63,17 @@ bool is_transient_accept_error(int err) {
 
 // Out of descriptors: close the spare, take the waiting connection, close it, re-arm. The
 // client sees an immediate close instead of hanging, and the listener stops being readable.
+// Only when a connection is waiting: on a blocking listener, accept would otherwise sleep
+// holding the spare's slot, and then refuse a client that a sibling thread, already blocked
+// in accept with a descriptor reserved, could have served.
 void refuse_with_spare(int listen_fd, Counters& counters) {
   std::lock_guard lock(g_spare_mutex);
   if (g_spare_fd < 0) {
+    return;
+  }
+  pollfd waiting{listen_fd, POLLIN, 0};
+  counters.count(Syscall::poll);
+  if (::poll(&waiting, 1, 0) <= 0) {
     return;
   }
   ::close(g_spare_fd);

@@ -109,57 +109,70 @@ Listener open_listener(const Endpoint& endpoint, Transport transport, const Sock
   if (endpoint.is_unix()) {
     remove_stale_unix_socket(endpoint.unix_path, candidates.front(), type);
   }
-  std::system_error last_error = sys_error("bind", EADDRNOTAVAIL);
+  // The last failure, thrown if no candidate works. Kept as an errno (read first: building
+  // the call's name may change errno) and a call name rather than a std::system_error:
+  // assigning one of those to a variable trips UBSan's vptr check (GCC 12).
+  std::string failed_call = "bind";
+  int failed_errno = EADDRNOTAVAIL;
   for (const SocketAddress& candidate : candidates) {
     Fd fd(::socket(candidate.family(), type | SOCK_CLOEXEC, 0));
     if (!fd) {
-      last_error = sys_error("socket");
+      failed_errno = errno;
+      failed_call = "socket";
       continue;
     }
     if (candidate.family() != AF_UNIX) {
       // Streams only: on UDP, SO_REUSEADDR lets a second server bind the same port silently.
       if (type == SOCK_STREAM && options.reuse_address &&
           set_int_option(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1) != 0) {
-        last_error = sys_error("setsockopt(SO_REUSEADDR)");
+        failed_errno = errno;
+        failed_call = "setsockopt(SO_REUSEADDR)";
         continue;
       }
       // "[::]" serves IPv4 clients too (seen as ::ffff:a.b.c.d), whatever the sysctl says.
       if (candidate.family() == AF_INET6 && set_int_option(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, 0) != 0) {
-        last_error = sys_error("setsockopt(IPV6_V6ONLY)");
+        failed_errno = errno;
+        failed_call = "setsockopt(IPV6_V6ONLY)";
         continue;
       }
     }
     // Listening sockets pass their buffer sizes on to accepted connections.
     if (int err = apply_connection_options(fd.get(), transport, options)) {
-      last_error = sys_error("setsockopt", err);
+      failed_errno = err;
+      failed_call = "setsockopt";
       continue;
     }
     if (::bind(fd.get(), candidate.get(), candidate.length) != 0) {
-      last_error = sys_error("bind " + format_address(candidate));
+      failed_errno = errno;
+      failed_call = "bind " + format_address(candidate);
       continue;
     }
     if (type == SOCK_STREAM && ::listen(fd.get(), options.backlog) != 0) {
-      last_error = sys_error("listen");
+      failed_errno = errno;
+      failed_call = "listen";
       continue;
     }
     std::string bound = local_address(fd.get());
     return Listener(std::move(fd), std::move(bound), endpoint.unix_path);
   }
-  throw last_error;
+  throw_sys_error(failed_call, failed_errno);
 }
 
 Fd open_client(const Endpoint& endpoint, Transport transport, const SocketOptions& options) {
   const std::vector<SocketAddress> candidates = resolve(endpoint, transport, /*passive=*/false);
   const int type = socket_type(transport);
-  std::system_error last_error = sys_error("connect", EADDRNOTAVAIL);
+  std::string failed_call = "connect";
+  int failed_errno = EADDRNOTAVAIL;
   for (const SocketAddress& candidate : candidates) {
     Fd fd(::socket(candidate.family(), type | SOCK_CLOEXEC, 0));
     if (!fd) {
-      last_error = sys_error("socket");
+      failed_errno = errno;
+      failed_call = "socket";
       continue;
     }
     if (int err = apply_connection_options(fd.get(), transport, options)) {
-      last_error = sys_error("setsockopt", err);
+      failed_errno = err;
+      failed_call = "setsockopt";
       continue;
     }
     if (transport == Transport::unix_dgram) {
@@ -167,17 +180,19 @@ Fd open_client(const Endpoint& endpoint, Transport transport, const SocketOption
       // client that has an address.
       sa_family_t family = AF_UNIX;
       if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&family), sizeof(family)) != 0) {
-        last_error = sys_error("bind");
+        failed_errno = errno;
+        failed_call = "bind";
         continue;
       }
     }
     if (int err = connect_completely(fd.get(), candidate)) {
-      last_error = sys_error("connect " + format_address(candidate), err);
+      failed_errno = err;
+      failed_call = "connect " + format_address(candidate);
       continue;
     }
     return fd;
   }
-  throw last_error;
+  throw_sys_error(failed_call, failed_errno);
 }
 
 }  // namespace echolab

@@ -172,7 +172,7 @@ void wait_for_stop() {
   }
 }
 
-bool continue_after_accept_failure(const AcceptResult& result) {
+bool continue_after_accept_failure(const AcceptResult& result, bool pause) {
   // EINVAL: the listener was shut down, which only a stop does (possibly a sibling worker's
   // stop, a moment before this process hears of its own).
   if (stop_requested() || result.error == EINVAL) {
@@ -182,11 +182,11 @@ bool continue_after_accept_failure(const AcceptResult& result) {
     fail_engine(describe_errno("accept", result.error));
     return false;
   }
-  if (result.error == EMFILE || result.error == ENFILE || result.error == ENOBUFS ||
-      result.error == ENOMEM) {
+  if (pause && (result.error == EMFILE || result.error == ENFILE || result.error == ENOBUFS ||
+                result.error == ENOMEM)) {
     // Out of a resource: back off briefly instead of spinning on a backlog we cannot take.
-    const timespec pause{0, 10'000'000};
-    ::nanosleep(&pause, nullptr);
+    const timespec backoff{0, 10'000'000};
+    ::nanosleep(&backoff, nullptr);
   }
   return true;
 }

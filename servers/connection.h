@@ -45,7 +45,9 @@ void wait_for_stop();
 
 // Handles a failed accept_connection in an accept loop. Returns false when the loop must
 // end: a stop was requested, or the listener is unusable (then the engine fails: see below).
-bool continue_after_accept_failure(const AcceptResult& result);
+// `pause` (blocking accept loops only): back off briefly when out of descriptors or memory,
+// instead of retrying at once; an event loop must not stall its other clients that way.
+bool continue_after_accept_failure(const AcceptResult& result, bool pause = true);
 
 // An engine thread or process hit an error it cannot serve past: prints "echolab-server:
 // WHAT" on stderr, marks the run failed and requests a stop. Callable from any thread.

@@ -103,7 +103,8 @@ class SelectLoop {
   void accept_one() {
     AcceptResult accepted = accept_connection(context_.socket, counters_, /*nonblocking=*/true);
     if (!accepted.fd) {
-      continue_after_accept_failure(accepted);
+      // No pause: select reports the listener again only if a client is still waiting.
+      continue_after_accept_failure(accepted, /*pause=*/false);
       return;
     }
     const int fd = accepted.fd.get();
