@@ -65,6 +65,13 @@ TEST_P(Flood, CapHoldsEveryClientServedNoZombies) {
           errors[i] = check_echo(fd.get(), make_frame(random_bytes(random, 1 + random.below(4096))), scratch);
         }
         served += errors[i].empty() ? 1 : 0;
+        // Stay connected until the sampler has seen a live worker: on a slow run (TSan) a
+        // worker could otherwise come and go between two samples, and the cap check below
+        // would hold vacuously. Bounded: the clients go on after 5 s regardless.
+        const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        while (peak.load() == 0 && std::chrono::steady_clock::now() < give_up) {
+          std::this_thread::sleep_for(milliseconds(1));
+        }
       } catch (const std::exception& error) {
         errors[i] = error.what();
       }
