@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdint>
+#include <ctime>
 
 #include "core/error.h"
 
@@ -16,6 +18,14 @@ std::atomic<bool> g_stop{false};
 int g_wake_read = -1;
 int g_wake_write = -1;
 std::atomic<int> g_watched[2] = {-1, -1};
+// CLOCK_MONOTONIC nanoseconds of the first stop request; 0 while none.
+std::atomic<std::int64_t> g_stop_time_ns{0};
+
+std::int64_t monotonic_ns() {
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);  // async-signal-safe
+  return static_cast<std::int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+}
 
 static_assert(std::atomic<bool>::is_always_lock_free && std::atomic<int>::is_always_lock_free,
               "used from a signal handler");
@@ -32,6 +42,7 @@ void shut_watched(int how) {
 void on_stop_signal(int) {
   const int saved = errno;
   if (!g_stop.exchange(true)) {
+    g_stop_time_ns.store(monotonic_ns());
     ::alarm(static_cast<unsigned>(kDrainTime.count()));
   }
   shut_watched(SHUT_RD);
@@ -80,6 +91,14 @@ void install_stop_handlers() {
 }
 
 bool stop_requested() { return g_stop.load(std::memory_order_relaxed); }
+
+bool work_cutoff_passed() {
+  if (!g_stop.load(std::memory_order_relaxed)) {
+    return false;
+  }
+  const std::int64_t stopped = g_stop_time_ns.load();
+  return stopped != 0 && monotonic_ns() - stopped >= std::chrono::nanoseconds(kWorkCutoff).count();
+}
 
 void request_stop() { on_stop_signal(SIGTERM); }
 

@@ -20,6 +20,12 @@ void install_stop_handlers();
 
 [[nodiscard]] bool stop_requested();
 
+// Service work (--work) on frames not yet answered is abandoned once this is true: a stop was
+// requested and kWorkCutoff of its drain has passed, leaving the rest of kDrainTime to send
+// what was done. Callable from any thread; cheap enough to ask once per message.
+inline constexpr std::chrono::milliseconds kWorkCutoff{1500};
+[[nodiscard]] bool work_cutoff_passed();
+
 // Asks this process to stop, exactly as a signal would (used by tests and by parents that
 // already learned of the stop).
 void request_stop();
