@@ -27,6 +27,9 @@ constexpr void for_each_field(Visit&& visit) {
   visit("accept_errors", &Counters::accept_errors);
   visit("spawn_errors", &Counters::spawn_errors);
   visit("idle_timeouts", &Counters::idle_timeouts);
+  visit("messages_unanswered", &Counters::messages_unanswered);
+  visit("replies_dropped", &Counters::replies_dropped);
+  visit("workers_replaced", &Counters::workers_replaced);
 }
 
 

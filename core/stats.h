@@ -44,6 +44,9 @@ struct Counters {
   std::uint64_t accept_errors = 0;        // failed accept(): EMFILE, ENFILE, ENOBUFS...
   std::uint64_t spawn_errors = 0;         // fork() or pthread_create() failed
   std::uint64_t idle_timeouts = 0;        // closed after --idle-timeout without a message
+  std::uint64_t messages_unanswered = 0;  // complete frames whose work a stop's deadline cut off
+  std::uint64_t replies_dropped = 0;      // datagram replies the peer's full queue refused
+  std::uint64_t workers_replaced = 0;     // pool workers that died or were signalled, respawned
   std::array<std::uint64_t, static_cast<int>(Syscall::kCount)> syscalls{};
 
   void count(Syscall call) { ++syscalls[static_cast<int>(call)]; }
@@ -53,7 +56,7 @@ struct Counters {
 class ServerStats {
  public:
   static constexpr int kMaxWorkers = 256;
-  static constexpr int kCounterFields = 14;  // the plain uint64 fields of Counters
+  static constexpr int kCounterFields = 17;  // the plain uint64 fields of Counters
 
   // Adds a worker's counters to the totals, and its messages and connections to the spread
   // over workers (worker < 0, or past kMaxWorkers, counts in the totals only). Thread- and
