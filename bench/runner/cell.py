@@ -13,6 +13,7 @@ import tempfile
 import time
 
 from . import procfs
+from . import sides
 
 READY_TIMEOUT_S = 10
 STOP_TIMEOUT_S = 15
@@ -59,6 +60,12 @@ def _read_ready_line(process, timeout):
 
 
 def server_command(binaries, cell, stats_path, listen):
+    """The cell's server command, with the extra options of an A/B run's side (if any)."""
+    return sides.with_extra_args(_cell_server_command(binaries, cell, stats_path, listen),
+                                 binaries.get("server_args", ()))
+
+
+def _cell_server_command(binaries, cell, stats_path, listen):
     return [binaries["server"], "--engine", cell["engine"], "--listen", listen,
             "--transport", cell["transport"], "--protocol", cell["protocol"],
             "--workers", str(cell["workers"]), "--max-children", str(cell["max_children"]),

@@ -9,6 +9,7 @@ import sys
 import time
 
 from . import cell as cells_mod
+from . import sides as sides_mod
 from . import spec as spec_mod
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -32,6 +33,15 @@ def parse_args(argv):
     parser.add_argument("--only", metavar="TEXT", help="run only cells whose id contains TEXT")
     parser.add_argument("--strict", action="store_true", help="exit 1 if any cell failed")
     parser.add_argument("--list", action="store_true", help="print the cells and exit")
+    ab = parser.add_argument_group(
+        "A/B runs", "run every cell for a baseline and a candidate in turn (A B, B A, ...), for echolab-compare")
+    ab.add_argument("--baseline", metavar="BUILD_DIR", help="the baseline's build (default: --build-dir)")
+    ab.add_argument("--candidate", metavar="BUILD_DIR", help="the candidate's build (default: --build-dir)")
+    ab.add_argument("--baseline-server-args", metavar="ARGS", help="extra server options of the baseline, "
+                    "e.g. \"--work cpu:50us\" (they replace the cell's value of the same option)")
+    ab.add_argument("--candidate-server-args", metavar="ARGS", help="extra server options of the candidate")
+    ab.add_argument("--aa", action="store_true",
+                    help="also run the baseline a second time (side A2), to measure the noise floor in the same job")
     args = parser.parse_args(argv)
     if args.duration is not None and args.duration <= 0:
         parser.error("--duration must be positive")
@@ -96,6 +106,14 @@ def build_info(binaries):
         return "unknown"
 
 
+def side_binaries(sides):
+    """{side name: binaries with the side's server options}; every build is checked up front."""
+    out = {}
+    for side in sides:
+        out[side.name] = dict(binaries_in(side.build_dir), server_args=side.server_args)
+    return out
+
+
 def schedule(cells, repetitions):
     """Repetitions interleaved (A B C A B C ...), each round starting one cell later, so that
     drift of this shared machine hits every engine alike."""
@@ -146,7 +164,12 @@ def main(argv=None):
     if any(c["reference"] == "sockperf" for c in cells) and not shutil.which("sockperf"):
         print("echolab-bench: sockperf not installed: its reference cells will be recorded as failed",
               file=sys.stderr)
-    binaries = binaries_in(args.build_dir)
+    try:
+        sides = sides_mod.sides_from_args(args)
+    except sides_mod.SideError as error:
+        raise SystemExit(f"echolab-bench: {error}")
+    binaries = binaries_in(args.build_dir) if not sides else None
+    per_side = side_binaries(sides)
     repetitions = args.repetitions or spec["repetitions"]
     cpus = default_cpus(args)
     run_id = args.run_id or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + spec["name"]
@@ -154,22 +177,31 @@ def main(argv=None):
     os.makedirs(os.path.join(out_dir, "cells"), exist_ok=True)
     manifest = {"schema": "echolab.bench-manifest/1", "run_id": run_id, "spec_name": spec["name"], "spec": spec,
                 "repetitions": repetitions, "duration_override_s": args.duration, "cpus": cpus,
-                "environment": environment(), "git_commit": git_commit(), "build": build_info(binaries),
+                "environment": environment(), "git_commit": git_commit(),
+                "build": build_info(binaries or per_side["A"]),
                 "start_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cells": []}
-    plan = schedule(cells, repetitions)
+    if sides:
+        manifest["sides"] = {side.name: side.to_json(build_info(per_side[side.name])) for side in sides}
+    # An A/B run takes each side in turn within every (cell, repetition) of the plan.
+    plan = [(index, rep, side) for index, rep in schedule(cells, repetitions)
+            for side in (sides_mod.side_order([s.name for s in sides], rep) if sides else [None])]
     progress = Progress(len(plan))
     failures = 0
-    for index, rep in plan:
+    for index, rep, side in plan:
         cell = dict(cells[index], repetition=rep)
-        name = f"{spec_mod.cell_id(cell)}_r{rep}"
+        if side:
+            cell["side"] = side  # keeps the sides apart for readers that group cells by their keys
+        name = f"{spec_mod.cell_id(cell)}{'_' + side if side else ''}_r{rep}"
         progress.show(name)
-        record = cells_mod.run_cell(cell, binaries, cpus)
+        record = cells_mod.run_cell(cell, per_side[side] if side else binaries, cpus)
         record["id"] = name
+        entry = {"id": name, "file": f"cells/{name}.json", "status": record["status"]}
+        if side:
+            record["side"] = entry["side"] = side
         with open(os.path.join(out_dir, "cells", name + ".json"), "w") as f:
             # Compact: a cell carries whole histograms, which indentation would blow up 5x.
             json.dump(record, f, separators=(",", ":"))
-        manifest["cells"].append({"id": name, "file": f"cells/{name}.json", "status": record["status"],
-                                  **({"reason": record["reason"]} if record["status"] != "ok" else {})})
+        manifest["cells"].append({**entry, **({"reason": record["reason"]} if record["status"] != "ok" else {})})
         if record["status"] != "ok":
             failures += 1
             if not progress.tty:

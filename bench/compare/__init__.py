@@ -1,0 +1,1 @@
+"""echolab-compare: is a candidate build (or configuration) slower than its baseline?"""

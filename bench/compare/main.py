@@ -1,0 +1,144 @@
+"""echolab-compare command line. Exit codes: 0 no regression, 1 regression, 2 inputs that
+cannot be compared, 3 inconclusive (too few repetitions, too much noise, or void cells)."""
+import argparse
+import json
+import sys
+
+from . import judge, load, metrics, report
+
+EXIT_PASS, EXIT_REGRESSION, EXIT_UNCOMPARABLE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
+HOST_KEYS = ("cpu_model", "num_cpus", "kernel")
+
+
+class Refusal(Exception):
+    """Inputs that cannot be compared: one line, exit 2."""
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="echolab-compare",
+        description="Is the candidate slower than the baseline? Give two result sets (or two load generator "
+                    "JSON files), or one A/B result set of echolab-bench --baseline/--candidate.",
+        epilog="Exit status: 0 no regression, 1 regression, 2 inputs that cannot be compared, 3 inconclusive.")
+    parser.add_argument("inputs", nargs="+", metavar="RESULTS", help="BASELINE CANDIDATE, or one A/B result set")
+    parser.add_argument("--markdown", metavar="FILE", help="write the pull-request table to FILE ('-': stdout)")
+    parser.add_argument("--json", metavar="FILE", help="write the full comparison as JSON to FILE ('-': stdout)")
+    parser.add_argument("--alpha", type=float, help="significance level of the U test (default 0.01, or the spec's)")
+    parser.add_argument("--threshold", action="append", metavar="METRIC=VALUE",
+                        help="override a metric's threshold, e.g. throughput=3%% (repeatable)")
+    parser.add_argument("--allow-different-hosts", action="store_true",
+                        help="compare results measured on different machines anyway")
+    parser.add_argument("--quiet", action="store_true", help="no console table")
+    args = parser.parse_args(argv)
+    if len(args.inputs) > 2:
+        parser.error("give BASELINE CANDIDATE, or one A/B result set")
+    return args
+
+
+def _single_side(sides, path):
+    if len(sides) != 1:
+        raise Refusal(f"{path} is an A/B result set (sides {', '.join(sorted(sides))}): compare it alone")
+    return next(iter(sides.values()))
+
+
+def pick_sides(args):
+    """(baseline, candidate, aa or None, baseline manifest)."""
+    if len(args.inputs) == 1:
+        sides, manifest = load.load(args.inputs[0])
+        if "A" not in sides or not ({"B", "A2"} & set(sides)):
+            raise Refusal(f"{args.inputs[0]} is not an A/B result set (no sides A and B): "
+                          "give BASELINE and CANDIDATE")
+        candidate = sides.get("B") or sides["A2"]
+        aa = sides.get("A2") if "B" in sides else None
+        return sides["A"], candidate, aa, manifest
+    base_sides, manifest = load.load(args.inputs[0])
+    cand_sides, cand_manifest = load.load(args.inputs[1])
+    baseline, candidate = _single_side(base_sides, args.inputs[0]), _single_side(cand_sides, args.inputs[1])
+    return baseline, candidate, None, manifest
+
+
+def check_hosts(baseline, candidate, allow):
+    differences = [f"{key} {baseline.host[key]!r} vs {candidate.host[key]!r}" for key in HOST_KEYS
+                   if key in baseline.host and key in candidate.host and baseline.host[key] != candidate.host[key]]
+    if differences and not allow:
+        raise Refusal("measured on different hosts (" + "; ".join(differences)
+                      + "): pass --allow-different-hosts to compare anyway")
+    return [f"measured on different hosts: {'; '.join(differences)}"] if differences else []
+
+
+def check_cells(baseline, candidate, aa, ab_run):
+    what = "missing cells" if ab_run else "different specs"
+    for other, role in ((candidate, "candidate"), (aa, "A/A")):
+        if other is None:
+            continue
+        only_base = [baseline.cells[k].label for k in baseline.cells if k not in other.cells]
+        only_other = [other.cells[k].label for k in other.cells if k not in baseline.cells]
+        if only_base or only_other:
+            parts = []
+            if only_base:
+                parts.append(f"only in baseline: {', '.join(only_base[:5])}" + (" …" if len(only_base) > 5 else ""))
+            if only_other:
+                parts.append(f"only in {role}: {', '.join(only_other[:5])}" + (" …" if len(only_other) > 5 else ""))
+            raise Refusal(f"{what}: " + "; ".join(parts))
+    if not baseline.cells:
+        raise Refusal("no cells to compare")
+
+
+def settings_for(args, manifest):
+    settings = metrics.Settings()
+    spec = (manifest or {}).get("spec") or {}
+    metrics.apply_spec(settings, spec.get("compare"))
+    if args.alpha is not None:
+        settings.alpha = metrics.parse_alpha(args.alpha)
+    metrics.apply_overrides(settings, args.threshold)
+    return settings
+
+
+def compare(args):
+    baseline, candidate, aa, manifest = pick_sides(args)
+    settings = settings_for(args, manifest)
+    notes = check_hosts(baseline, candidate, args.allow_different_hosts)
+    check_cells(baseline, candidate, aa, len(args.inputs) == 1)
+    cells = [judge.compare_cell(cell, candidate.cells[key], settings, aa.cells[key] if aa else None)
+             for key, cell in baseline.cells.items()]
+    for cell in cells:
+        if cell["status"] == "skipped":
+            notes.append(f"{cell['id']}: not compared: {cell['skipped_reason']}")
+        for metric in cell["metrics"]:
+            if metric.get("aa") and metric["aa"]["verdict"] == "regression" and metric["gate"]:
+                notes.append(f"A/A false alarm: {cell['id']} {metric['metric']} differs between two runs of the "
+                             "same baseline; this machine is noisier than the thresholds assume")
+    verdict, code = judge.overall(cells)
+    return {"schema": "echolab.compare-result/1", "verdict": verdict, "exit_code": code,
+            "summary": report.summary(verdict, cells, settings),
+            "baseline": baseline.info, "candidate": candidate.info, "aa": aa.info if aa else None,
+            "host": baseline.host, "settings": settings.to_json(), "cells": cells, "notes": notes}
+
+
+def _write(path, text):
+    if path == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        with open(path, "w") as f:
+            f.write(text)
+    except OSError as error:
+        raise Refusal(f"cannot write {path}: {error.strerror}") from None
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        result = compare(args)
+        if args.markdown:
+            _write(args.markdown, report.markdown(result))
+        if args.json:
+            _write(args.json, json.dumps(result, indent=1) + "\n")
+    except (Refusal, load.InputError, metrics.ConfigError) as error:
+        print(f"echolab-compare: {error}", file=sys.stderr)
+        return EXIT_UNCOMPARABLE
+    if not args.quiet and "-" not in (args.markdown, args.json):
+        sys.stdout.write(report.console(result))
+    elif not args.quiet:
+        sys.stderr.write(report.console(result))
+    return result["exit_code"]
