@@ -90,7 +90,7 @@ def markdown(result):
         align[-1:-1] = ["--:", "--:"]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join(align) + "|")
-    notes = []
+    notes, grouped = [], {}  # grouped: note -> the cells and metrics it applies to
     for _, cell, metric in rows(result):
         if metric is None:
             blanks = ["—"] * (len(header) - 3)
@@ -106,7 +106,7 @@ def markdown(result):
         row.append(_verdict_text(metric, True))
         lines.append("| " + " | ".join(row) + " |")
         if metric["note"] and metric["verdict"] != "pass":
-            notes.append(f"{cell['id']} {metric['metric']}: {metric['note']}")
+            grouped.setdefault(metric["note"], []).append(f"{cell['id']} {metric['metric']}")
     lines.append("")
     settings = result["settings"]
     lines.append(f"Baseline {describe_side(result['baseline'])}, candidate {describe_side(result['candidate'])}"
@@ -114,6 +114,7 @@ def markdown(result):
                  + f"; α = {settings['alpha']:g}, {settings['bootstrap_resamples']} bootstrap resamples. "
                  "A regression needs a change beyond the threshold, a Mann-Whitney U test below α and a "
                  "bootstrap interval of the ratio of medians that excludes no change.")
+    notes += [f"{note}: {', '.join(where)}" for note, where in grouped.items()]
     for note in notes + result["notes"]:
         lines.append(f"- {note}")
     return "\n".join(lines) + "\n"
