@@ -108,10 +108,25 @@ std::vector<ThreadPlan> plan_threads(const LoadConfig& config) {
 
 std::string mebibytes(std::uint64_t bytes) { return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB"; }
 
-// Refuses, before anything is allocated or connected, a run this machine cannot hold: more
-// sockets than RLIMIT_NOFILE lets the process open (after raising the soft limit to the
-// hard one, which any process may do), or buffers past half of the physical memory.
+// Refuses, before anything is allocated or connected, a run this machine cannot hold:
+// buffers past half of the physical memory, or more sockets than RLIMIT_NOFILE lets the
+// process open (after raising the soft limit towards the hard one, which any process may).
 void check_resources(const LoadConfig& config, const std::vector<ThreadPlan>& plans) {
+  std::uint64_t bytes = 0;
+  for (const ThreadPlan& plan : plans) {
+    bytes += EventLoop::memory_estimate(config, plan);
+  }
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page_size = ::sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page_size > 0) {
+    const auto physical = static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page_size);
+    if (bytes > physical / 2) {
+      throw UsageError("this run needs about " + mebibytes(bytes) + " of buffers (--connections " +
+                       std::to_string(config.connections) + ", --size up to " +
+                       std::to_string(config.size.max) + "), more than half of this machine's " +
+                       mebibytes(physical) + ": use fewer --connections or a smaller --size");
+    }
+  }
   // One socket per connection, one epoll per thread, and a margin for stdio, the probe
   // socket and the output files.
   const auto needed = static_cast<rlim_t>(config.connections) + static_cast<rlim_t>(config.threads) + 16;
@@ -131,21 +146,6 @@ void check_resources(const LoadConfig& config, const std::vector<ThreadPlan>& pl
                      std::to_string(needed) + " file descriptors, but RLIMIT_NOFILE allows " +
                      std::to_string(files.rlim_cur) + " (hard limit " + std::to_string(files.rlim_max) +
                      "): use fewer --connections or raise the limit (ulimit -n)");
-  }
-  std::uint64_t bytes = 0;
-  for (const ThreadPlan& plan : plans) {
-    bytes += EventLoop::memory_estimate(config, plan);
-  }
-  const long pages = ::sysconf(_SC_PHYS_PAGES);
-  const long page_size = ::sysconf(_SC_PAGESIZE);
-  if (pages > 0 && page_size > 0) {
-    const auto physical = static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page_size);
-    if (bytes > physical / 2) {
-      throw UsageError("this run needs about " + mebibytes(bytes) + " of buffers (--connections " +
-                       std::to_string(config.connections) + ", --size up to " +
-                       std::to_string(config.size.max) + "), more than half of this machine's " +
-                       mebibytes(physical) + ": use fewer --connections or a smaller --size");
-    }
   }
 }
 
