@@ -39,6 +39,16 @@ struct WorkerContext {
   std::size_t ring_capacity;  // messages one connection may hold in flight (a power of 2)
 };
 
+// The send and receive buffers of one stream connection, sized from what it can have in
+// flight (a whole ring's worth of messages, up to 64 KiB per call), never from the worst
+// case: 100,000 connections of one 64-byte message each need kilobytes, not gigabytes. A
+// whole message always fits in tx, and after compaction a whole echo frame always fits in rx.
+struct StreamBuffers {
+  std::size_t tx = 0;
+  std::size_t rx = 0;
+};
+[[nodiscard]] StreamBuffers stream_buffers(const LoadConfig& config, std::size_t ring_capacity);
+
 class Connection {
  public:
   Connection(WorkerContext& context, std::uint32_t id, std::uint32_t slot)

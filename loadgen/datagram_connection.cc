@@ -11,6 +11,7 @@ namespace {
 constexpr std::int64_t kReopenDelayNs = 100'000'000;  // 100 ms
 constexpr int kReceiveBatch = 32;  // datagrams read per readiness event
 constexpr std::size_t kMaxDisplaced = 4096;
+constexpr std::size_t kDisplacedReserve = 64;
 
 }  // namespace
 
@@ -22,7 +23,13 @@ DatagramConnection::DatagramConnection(WorkerContext& context, std::uint32_t id,
       tx_(wire_size(context.config.protocol, context.config.size.max)),
       // One byte more than any reply should be, so that MSG_TRUNC catches larger ones.
       rx_(wire_size(context.config.protocol, context.config.size.max) + 1) {
-  displaced_.reserve(64);
+  displaced_.reserve(kDisplacedReserve);
+}
+
+std::size_t DatagramConnection::footprint(const LoadConfig& config, std::size_t ring_capacity) {
+  const std::size_t max_wire = wire_size(config.protocol, config.size.max);
+  return sizeof(DatagramConnection) + (ring_capacity + kDisplacedReserve) * sizeof(Slot) +
+         2 * max_wire + 1;
 }
 
 DatagramConnection::Slot* DatagramConnection::find_outstanding(std::uint64_t sequence) {

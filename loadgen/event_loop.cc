@@ -19,6 +19,7 @@ namespace echolab {
 namespace {
 
 constexpr int kMaxEvents = 256;
+constexpr int kMaxPacedBatch = 256;  // due messages sent per turn of the loop
 constexpr std::size_t kMaxRing = 1 << 16;
 
 std::size_t ring_capacity(const LoadConfig& config, const ThreadPlan& plan) {
@@ -48,6 +49,21 @@ std::size_t ring_capacity(const LoadConfig& config, const ThreadPlan& plan) {
 
 }  // namespace
 
+std::size_t EventLoop::memory_estimate(const LoadConfig& config, const ThreadPlan& plan) {
+  const std::size_t ring = ring_capacity(config, plan);
+  const std::size_t per_connection = is_stream(config.transport)
+                                         ? StreamConnection::footprint(config, ring)
+                                         : DatagramConnection::footprint(config, ring);
+  const std::size_t histograms = (2 * make_latency_histogram().counts_size() +
+                                  make_send_lag_histogram().counts_size()) * sizeof(std::uint64_t);
+  const std::size_t interval_slots = max_intervals(config) * sizeof(void*);
+  return static_cast<std::size_t>(plan.connections) * per_connection + histograms + interval_slots;
+}
+
+std::size_t EventLoop::max_intervals(const LoadConfig& config) {
+  return static_cast<std::size_t>(config.hard_limit() / config.interval) + 2;
+}
+
 std::string_view to_string(StopReason reason) {
   switch (reason) {
     case StopReason::duration: return "duration";
@@ -70,8 +86,7 @@ EventLoop::EventLoop(const LoadConfig& config, const ThreadPlan& plan, const Soc
       plan_(plan),
       epoll_(::epoll_create1(EPOLL_CLOEXEC)),
       sizes_(config.size, config.seed * 1'000'003 + static_cast<std::uint64_t>(plan.index)),
-      recorder_(INT64_MAX, config.interval.count(),
-                static_cast<std::size_t>(config.hard_limit() / config.interval) + 2),
+      recorder_(INT64_MAX, config.interval.count(), max_intervals(config)),
       events_(kMaxEvents) {
   if (!epoll_) {
     throw_sys_error("epoll_create1");
@@ -212,7 +227,9 @@ void EventLoop::run(const RunClock& clock) {
     }
     recorder_.advance(now);
     if (pacer_) {
-      while (issuing_ && pacer_->next() <= now) {
+      // Bounded: behind a rate this thread cannot send at, the backlog never empties, and the
+      // deadlines above must still be checked every turn.
+      for (int batch = 0; batch < kMaxPacedBatch && issuing_ && pacer_->next() <= now; ++batch) {
         const std::int64_t intended = pacer_->next();
         pacer_->advance();
         if (!take_ticket(intended)) {

@@ -49,6 +49,11 @@ class EventLoop final : public TicketSource {
             const PayloadPool& pool);
   ~EventLoop();
 
+  // Bytes a loop for `plan` allocates up front (connections, buffers, histograms), so that
+  // a run the machine cannot hold is refused before it starts.
+  [[nodiscard]] static std::size_t memory_estimate(const LoadConfig& config, const ThreadPlan& plan);
+  [[nodiscard]] static std::size_t max_intervals(const LoadConfig& config);
+
   // In the loop's own thread: pins it, opens its connections and waits (at most one
   // timeout) until each is connected or has failed (counted).
   void prepare();

@@ -1,9 +1,13 @@
 // echolab-loadgen: the load generator's command. Parses, runs, reports; every user mistake
 // is one line on stderr and exit status 2, a system failure one line and exit status 1.
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <new>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +40,42 @@ void check_writable(const std::string& path, const char* option) {
   }
 }
 
+// The file an output names: stdout for "-"; nullopt if it does not exist yet.
+std::optional<struct stat> output_file(const std::string& path) {
+  struct stat info {};
+  const int rc = path == "-" ? ::fstat(STDOUT_FILENO, &info) : ::stat(path.c_str(), &info);
+  return rc == 0 ? std::optional(info) : std::nullopt;
+}
+
+// True when two outputs would land in one file: both "-", one file reached through two
+// names ("-" and /dev/stdout, a symlink, "./x" and "x"). /dev/null may take both.
+bool same_output(const std::string& a, const std::string& b) {
+  if (a.empty() || b.empty()) return false;
+  if (a == b) return a != "/dev/null";
+  const auto file_a = output_file(a);
+  const auto file_b = output_file(b);
+  if (file_a && file_b) {
+    const auto null = output_file("/dev/null");
+    const bool is_null = null && file_a->st_dev == null->st_dev && file_a->st_ino == null->st_ino;
+    return file_a->st_dev == file_b->st_dev && file_a->st_ino == file_b->st_ino && !is_null;
+  }
+  if (file_a || file_b || a == "-" || b == "-") return false;
+  std::error_code ea;
+  std::error_code eb;
+  const auto path_a = std::filesystem::weakly_canonical(std::filesystem::absolute(a), ea);
+  const auto path_b = std::filesystem::weakly_canonical(std::filesystem::absolute(b), eb);
+  return !ea && !eb && path_a == path_b;
+}
+
+void check_outputs(const std::string& json_path, const std::string& hgrm_path) {
+  check_writable(json_path, "json");
+  check_writable(hgrm_path, "hgrm");
+  if (same_output(json_path, hgrm_path)) {
+    throw UsageError("--json " + json_path + " and --hgrm " + hgrm_path +
+                     " are the same file: the two outputs would mix; give each its own");
+  }
+}
+
 void emit(const RunResult& result, const std::string& json_path, const std::string& hgrm_path,
           bool quiet) {
   if (!json_path.empty()) {
@@ -45,8 +85,9 @@ void emit(const RunResult& result, const std::string& json_path, const std::stri
     write_output(hgrm_path, hgrm_text(result));
   }
   if (!quiet) {
-    // With the JSON on stdout, the table goes to stderr so that stdout stays parseable.
-    print_summary(json_path == "-" ? std::cerr : std::cout, result);
+    // With an output on stdout, the table goes to stderr so that stdout stays parseable.
+    const bool stdout_taken = same_output(json_path, "-") || same_output(hgrm_path, "-");
+    print_summary(stdout_taken ? std::cerr : std::cout, result);
   }
 }
 
@@ -62,8 +103,7 @@ int run_command(const std::vector<std::string>& args) {
     return 0;
   }
   const LoadConfig& config = command.config;
-  check_writable(config.json_path, "json");
-  check_writable(config.hgrm_path, "hgrm");
+  check_outputs(config.json_path, config.hgrm_path);
   install_stop_handlers();
   StatusLine status(config.live_status && config.json_path != "-" && ::isatty(STDOUT_FILENO) == 1);
   StatusCallback on_status;
@@ -107,8 +147,7 @@ int merge_command(const std::vector<std::string>& args) {
                                        : std::vector<std::string>{};
   const std::string json_path = vm.count("json") ? vm["json"].as<std::string>() : "";
   const std::string hgrm_path = vm.count("hgrm") ? vm["hgrm"].as<std::string>() : "";
-  check_writable(json_path, "json");
-  check_writable(hgrm_path, "hgrm");
+  check_outputs(json_path, hgrm_path);
   std::vector<MergeInput> inputs;
   for (const std::string& file : files) {
     std::ifstream in(file);
@@ -139,6 +178,10 @@ int main(int argc, char** argv) {
   } catch (const UsageError& e) {
     std::cerr << "echolab-loadgen: " << e.what() << "\n";
     return kUsageExit;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "echolab-loadgen: out of memory (std::bad_alloc): fewer --connections or "
+                 "--threads, or a smaller --size or --pipeline, need less\n";
+    return kSystemExit;
   } catch (const std::exception& e) {
     std::cerr << "echolab-loadgen: " << e.what() << "\n";
     return kSystemExit;

@@ -1,6 +1,8 @@
 #include "loadgen/options.h"
 
 #include <algorithm>
+#include <sched.h>
+
 #include <charconv>
 #include <cmath>
 #include <sstream>
@@ -18,6 +20,16 @@ namespace po = boost::program_options;
 namespace {
 
 constexpr std::uint32_t kMaxStreamPayload = 16u << 20;  // 16 MiB: far past any echo test
+// Weights only matter relative to each other; bounding them keeps their running sum finite
+// and every choice's share representable.
+constexpr double kMinWeight = 1e-6;
+constexpr double kMaxWeight = 1e6;
+// The kernel caps socket buffers at net.core.[rw]mem_max anyway (and doubles the request).
+constexpr std::uint64_t kMaxSocketBuffer = 1u << 30;
+// More than any run within its time limit can send (10^12 at 10 M msgs/s is a day).
+constexpr std::uint64_t kMaxMessages = 1'000'000'000'000;
+// A per-message timeout past an hour is a mistake (and poll() takes int milliseconds).
+constexpr std::chrono::hours kMaxTimeout{1};
 
 std::string_view trim(std::string_view text) {
   while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
@@ -73,28 +85,28 @@ po::options_description describe_options() {
     ("transport", po::value<std::string>(), "tcp | udp | unix-stream | unix-dgram (default: tcp, or unix-stream for unix: targets)")
     ("protocol", po::value<std::string>()->default_value("framed"), "framed (4-byte length + payload) | raw (RFC 862)")
     ("mode", po::value<std::string>()->default_value("closed"), "closed | open | connect")
-    ("connections,c", po::value<int>()->default_value(1), "connections (sockets for datagrams)")
-    ("pipeline,d", po::value<int>()->default_value(1), "messages in flight per connection (closed mode)")
-    ("rate,r", po::value<double>(), "open mode: messages per second over all connections")
+    ("connections,c", po::value<std::string>()->default_value("1"), "connections (sockets for datagrams)")
+    ("pipeline,d", po::value<std::string>()->default_value("1"), "messages in flight per connection (closed mode)")
+    ("rate,r", po::value<std::string>(), "open mode: messages per second over all connections")
     ("size,s", po::value<std::string>()->default_value("64"), "payload bytes: N, MIN..MAX (uniform) or SIZE:WEIGHT,...; at least 16")
     ("warmup", po::value<std::string>()->default_value("1s"), "warm-up, excluded from results")
     ("duration", po::value<std::string>()->default_value("10s"), "measured time (after warm-up)")
-    ("messages,n", po::value<std::uint64_t>(), "measure this many messages instead of a duration")
+    ("messages,n", po::value<std::string>(), "measure this many messages instead of a duration")
     ("timeout", po::value<std::string>()->default_value("2s"), "per-message (and per-connect) timeout")
     ("time-limit", po::value<std::string>(), "hard limit of the whole run (default: warm-up + duration + timeout + 5s)")
     ("interval", po::value<std::string>()->default_value("1s"), "time-series interval")
-    ("threads,T", po::value<int>()->default_value(1), "generator threads (epoll loops)")
+    ("threads,T", po::value<std::string>()->default_value("1"), "generator threads (epoll loops)")
     ("cpus", po::value<std::string>(), "pin thread i to the i-th CPU of this list, e.g. 2,3 or 0-3")
     ("json", po::value<std::string>(), "write the JSON result to FILE ('-': stdout)")
     ("hgrm", po::value<std::string>(), "write the latency distribution in HdrHistogram .hgrm format")
     ("quiet,q", "no summary table")
     ("no-status", "no live status line, even on a terminal")
-    ("seed", po::value<std::uint64_t>()->default_value(1), "seed of the message-size sequence")
+    ("seed", po::value<std::string>()->default_value("1"), "seed of the message-size sequence")
     ("max-send-lag", po::value<std::string>()->default_value("5ms"), "p99 send lag past which the run is marked invalid")
-    ("max-cpu", po::value<double>()->default_value(0.9, "0.9"), "generator thread CPU share (0..1) past which the run is marked invalid")
+    ("max-cpu", po::value<std::string>()->default_value("0.9"), "generator thread CPU share (0..1) past which the run is marked invalid")
     ("no-delay", po::value<bool>()->default_value(true), "TCP_NODELAY on client sockets")
-    ("send-buffer", po::value<int>()->default_value(0), "SO_SNDBUF bytes (0: kernel default)")
-    ("receive-buffer", po::value<int>()->default_value(0), "SO_RCVBUF bytes (0: kernel default)");
+    ("send-buffer", po::value<std::string>()->default_value("0"), "SO_SNDBUF bytes (0: kernel default)")
+    ("receive-buffer", po::value<std::string>()->default_value("0"), "SO_RCVBUF bytes (0: kernel default)");
   // clang-format on
   return desc;
 }
@@ -102,6 +114,35 @@ po::options_description describe_options() {
 template <typename T>
 T get(const po::variables_map& vm, const char* name) {
   return vm[name].as<T>();
+}
+
+// Whole-number options: digits only (no sign, exponent or fraction), within [min, max].
+// Boost's lexical_cast would take "-1" for an unsigned as 2^64-1.
+std::uint64_t whole_option(const po::variables_map& vm, const char* name, std::uint64_t min,
+                           std::uint64_t max) {
+  const std::string text = get<std::string>(vm, name);
+  const auto value = to_unsigned(text);
+  if (!value || *value < min || *value > max) {
+    throw UsageError("bad --" + std::string(name) + " '" + text + "': expected a whole number from " +
+                     std::to_string(min) + " to " + std::to_string(max));
+  }
+  return *value;
+}
+
+int int_option(const po::variables_map& vm, const char* name, int min, int max) {
+  return static_cast<int>(whole_option(vm, name, static_cast<std::uint64_t>(min),
+                                       static_cast<std::uint64_t>(max)));
+}
+
+// Real-number options: finite (no nan, inf or overflow to them), within [min, max].
+double real_option(const po::variables_map& vm, const char* name, double min, double max,
+                   const std::string& meaning) {
+  const std::string text = get<std::string>(vm, name);
+  const auto value = to_double(text);
+  if (!value || !(*value >= min && *value <= max)) {
+    throw UsageError("bad --" + std::string(name) + " '" + text + "': " + meaning);
+  }
+  return *value;
 }
 
 // Run lengths: a bare number means seconds ("--duration 10").
@@ -139,8 +180,8 @@ SizeDistribution parse_size(std::string_view text) {
     choice.size = parse_one_size(item.substr(0, colon), text);
     if (colon != std::string_view::npos) {
       const auto weight = to_double(item.substr(colon + 1));
-      if (!weight || *weight <= 0) {
-        throw UsageError("bad --size '" + dist.text + "': weights must be positive numbers");
+      if (!weight || !(*weight >= kMinWeight && *weight <= kMaxWeight)) {
+        throw UsageError("bad --size '" + dist.text + "': weights must be numbers from 0.000001 to 1000000");
       }
       choice.weight = *weight;
     }
@@ -167,8 +208,13 @@ std::vector<int> parse_cpu_list(std::string_view text) {
     const std::size_t dash = item.find('-');
     const auto first = to_unsigned(item.substr(0, dash));
     const auto last = dash == std::string_view::npos ? first : to_unsigned(item.substr(dash + 1));
-    if (!first || !last || *first > *last || *last >= 4096) {
+    if (!first || !last || *first > *last) {
       throw bad();
+    }
+    if (*last >= CPU_SETSIZE) {
+      // cpu_set_t holds CPU_SETSIZE CPUs: CPU_SET past it writes out of bounds.
+      throw UsageError("bad --cpus '" + whole + "': CPU numbers go up to " +
+                       std::to_string(CPU_SETSIZE - 1));
     }
     for (auto cpu = *first; cpu <= *last; ++cpu) {
       cpus.push_back(static_cast<int>(cpu));
@@ -189,18 +235,22 @@ void validate(LoadConfig& config) {
          (config.target.is_unix() ? ": use unix-stream or unix-dgram"
                                   : ": unix transports need a unix:/path target"));
   }
-  if (config.connections < 1 || config.connections > 100000) {
-    fail("--connections must be between 1 and 100000");
+  if (config.connections < 1 || config.connections > kMaxConnections) {
+    fail("--connections must be between 1 and " + std::to_string(kMaxConnections));
   }
-  if (config.threads < 1 || config.threads > 256) {
-    fail("--threads must be between 1 and 256");
+  if (config.threads < 1 || config.threads > kMaxThreads) {
+    fail("--threads must be between 1 and " + std::to_string(kMaxThreads));
   }
   if (config.threads > config.connections) {
     fail("--threads " + std::to_string(config.threads) + " is more than --connections " +
          std::to_string(config.connections) + ": every thread needs a connection of its own");
   }
-  if (config.pipeline < 1 || config.pipeline > 4096) {
-    fail("--pipeline must be between 1 and 4096");
+  if (config.pipeline < 1 || config.pipeline > kMaxPipeline) {
+    fail("--pipeline must be between 1 and " + std::to_string(kMaxPipeline));
+  }
+  if (config.rate != 0 && !(config.rate >= kMinRate && config.rate <= kMaxRate)) {
+    fail("--rate must be from 0.001 to 100000000 messages per second: the pacer schedules in "
+         "whole nanoseconds and a run lasts at most a year");
   }
   if (config.mode == LoadMode::open) {
     if (config.rate <= 0) {
@@ -238,13 +288,13 @@ void validate(LoadConfig& config) {
   if (config.messages == 0 && config.duration <= nanoseconds(0)) {
     fail("--duration must be positive");
   }
-  if (config.timeout < std::chrono::milliseconds(1)) {
-    fail("--timeout must be at least 1ms");
+  if (config.timeout < std::chrono::milliseconds(1) || config.timeout > kMaxTimeout) {
+    fail("--timeout must be from 1ms to 1h");
   }
   if (config.interval < std::chrono::milliseconds(10)) {
     fail("--interval must be at least 10ms");
   }
-  if (config.max_cpu <= 0 || config.max_cpu > 1) {
+  if (!(config.max_cpu > 0 && config.max_cpu <= 1)) {
     fail("--max-cpu is a share of one core: between 0 and 1");
   }
   if (config.hard_limit() < config.warmup + config.timeout) {
@@ -310,22 +360,18 @@ ParsedCommand parse_command_line(const std::vector<std::string>& args) {
   } else {
     throw UsageError("bad --mode '" + mode + "': expected closed, open or connect");
   }
-  config.connections = get<int>(vm, "connections");
-  config.pipeline = get<int>(vm, "pipeline");
+  config.connections = int_option(vm, "connections", 1, kMaxConnections);
+  config.pipeline = int_option(vm, "pipeline", 1, kMaxPipeline);
   if (vm.count("rate")) {
-    config.rate = get<double>(vm, "rate");
-    if (!(config.rate > 0) || !std::isfinite(config.rate)) {
-      throw UsageError("--rate must be a positive number of messages per second");
-    }
+    config.rate = real_option(vm, "rate", kMinRate, kMaxRate,
+                              "expected messages per second from 0.001 to 100000000 (what the "
+                              "pacer can schedule)");
   }
   config.size = parse_size(get<std::string>(vm, "size"));
   config.warmup = duration_option(vm, "warmup");
   config.duration = duration_option(vm, "duration");
   if (vm.count("messages")) {
-    config.messages = get<std::uint64_t>(vm, "messages");
-    if (config.messages == 0) {
-      throw UsageError("--messages must be at least 1");
-    }
+    config.messages = whole_option(vm, "messages", 1, kMaxMessages);
     if (!vm["duration"].defaulted()) {
       throw UsageError("--duration and --messages both end the run: give one of them");
     }
@@ -338,7 +384,7 @@ ParsedCommand parse_command_line(const std::vector<std::string>& args) {
     }
   }
   config.interval = duration_option(vm, "interval");
-  config.threads = get<int>(vm, "threads");
+  config.threads = int_option(vm, "threads", 1, kMaxThreads);
   if (vm.count("cpus")) {
     config.cpus = parse_cpu_list(get<std::string>(vm, "cpus"));
   }
@@ -346,15 +392,12 @@ ParsedCommand parse_command_line(const std::vector<std::string>& args) {
   if (vm.count("hgrm")) config.hgrm_path = get<std::string>(vm, "hgrm");
   config.quiet = vm.count("quiet") > 0;
   config.live_status = vm.count("no-status") == 0;
-  config.seed = get<std::uint64_t>(vm, "seed");
+  config.seed = whole_option(vm, "seed", 0, UINT64_MAX);
   config.max_send_lag = duration_option(vm, "max-send-lag");
-  config.max_cpu = get<double>(vm, "max-cpu");
+  config.max_cpu = real_option(vm, "max-cpu", 0, 1, "expected a share of one core, above 0 and at most 1");
   config.socket.no_delay = get<bool>(vm, "no-delay");
-  config.socket.send_buffer = get<int>(vm, "send-buffer");
-  config.socket.receive_buffer = get<int>(vm, "receive-buffer");
-  if (config.socket.send_buffer < 0 || config.socket.receive_buffer < 0) {
-    throw UsageError("--send-buffer and --receive-buffer are byte counts (0: kernel default)");
-  }
+  config.socket.send_buffer = int_option(vm, "send-buffer", 0, static_cast<int>(kMaxSocketBuffer));
+  config.socket.receive_buffer = int_option(vm, "receive-buffer", 0, static_cast<int>(kMaxSocketBuffer));
   validate(config);
   return command;
 }

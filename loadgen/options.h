@@ -12,6 +12,16 @@
 
 namespace echolab {
 
+// The ranges of the numeric options (each refused outside it with one line).
+inline constexpr int kMaxConnections = 100'000;
+inline constexpr int kMaxThreads = 256;
+inline constexpr int kMaxPipeline = 4096;
+// The pacer keeps intended times in whole nanoseconds: past 10^8 msgs/s one message is due
+// every 10 ns, beyond what any generator can send; below 0.001 msgs/s (one per ~17 min)
+// nothing would be sent in a run.
+inline constexpr double kMinRate = 1e-3;
+inline constexpr double kMaxRate = 1e8;
+
 struct ParsedCommand {
   enum class Action { run, help, version };
   Action action = Action::run;

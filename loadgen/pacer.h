@@ -6,7 +6,9 @@
 // a generator that waits for a stalled server (or is itself descheduled) sends late, and
 // timing from the late send would hide exactly the delay a real client at that rate would
 // have suffered (coordinated omission). Sends that fall behind are made up in a burst, each
-// still timed from its own intended time; how far behind they were is the send lag.
+// still timed from its own intended time; how far behind they were is the send lag. The
+// event loop takes at most a bounded batch of due messages per turn, so that a rate it
+// cannot keep up with never keeps it from seeing the end of the run.
 #include <cmath>
 #include <cstdint>
 
@@ -17,10 +19,15 @@ class Pacer {
   Pacer(double rate_per_s, std::int64_t start_ns)
       : period_ns_(1e9 / rate_per_s), start_ns_(start_ns) {}
 
-  // Intended send time of the next message (CLOCK_MONOTONIC ns).
+  // Intended send time of the next message (CLOCK_MONOTONIC ns); INT64_MAX once that is
+  // past what int64 nanoseconds can hold (a very low rate), i.e. never.
   [[nodiscard]] std::int64_t next() const {
     // Computed from the start each time rather than accumulated, so rounding never drifts.
-    return start_ns_ + static_cast<std::int64_t>(std::llround(static_cast<double>(count_) * period_ns_));
+    const double offset = static_cast<double>(count_) * period_ns_;
+    if (!(offset < static_cast<double>(INT64_MAX - start_ns_))) {
+      return INT64_MAX;
+    }
+    return start_ns_ + static_cast<std::int64_t>(std::llround(offset));
   }
   void advance() { ++count_; }
   [[nodiscard]] std::uint64_t scheduled() const { return count_; }

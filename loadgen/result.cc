@@ -31,6 +31,52 @@ const nlohmann::json& field(const nlohmann::json& json, const char* key) {
   return json.at(key);
 }
 
+// Counts: non-negative integers. nlohmann's get<std::uint64_t>() would turn -1 into 2^64-1
+// and 1e308 into garbage.
+std::uint64_t count(const nlohmann::json& json, const char* key) {
+  const nlohmann::json& value = field(json, key);
+  if (value.is_number_unsigned()) return value.get<std::uint64_t>();
+  if (value.is_number_integer() && value.get<std::int64_t>() >= 0) {
+    return static_cast<std::uint64_t>(value.get<std::int64_t>());
+  }
+  throw std::invalid_argument(std::string("\"") + key + "\" must be a non-negative integer, got " +
+                              value.dump());
+}
+
+// Times and rates: finite, non-negative, and small enough that adding a few thousand of them
+// stays finite (10^15 s is 30 million years; 10^15 msgs/s is far past any network).
+double amount(const nlohmann::json& json, const char* key) {
+  constexpr double kMaxAmount = 1e15;
+  const nlohmann::json& value = field(json, key);
+  if (!value.is_number() || !(value.get<double>() >= 0 && value.get<double>() <= kMaxAmount)) {
+    throw std::invalid_argument(std::string("\"") + key + "\" must be a number from 0 to 1e15, got " +
+                                value.dump());
+  }
+  return value.get<double>();
+}
+
+// The configuration is copied into a merged result: the numbers its schema constrains are
+// checked here so that a bad input cannot produce an output that fails it.
+void check_config(const nlohmann::json& config) {
+  if (!config.is_object()) throw std::invalid_argument("\"config\" must be an object");
+  for (const char* key : {"connections", "pipeline", "threads"}) {
+    if (count(config, key) < 1) {
+      throw std::invalid_argument(std::string("config \"") + key + "\" must be at least 1");
+    }
+  }
+  (void)count(config, "seed");
+  const double max_cpu = amount(config, "max_cpu_share");
+  if (!(max_cpu > 0 && max_cpu <= 1)) {
+    throw std::invalid_argument("config \"max_cpu_share\" must be above 0 and at most 1");
+  }
+  for (const char* key : {"warmup_s", "timeout_s", "time_limit_s", "interval_s", "max_send_lag_s"}) {
+    (void)amount(config, key);
+  }
+  if (!field(config, "rate_msgs_per_s").is_null()) (void)amount(config, "rate_msgs_per_s");
+  if (!field(config, "duration_s").is_null()) (void)amount(config, "duration_s");
+  if (!field(config, "messages").is_null()) (void)count(config, "messages");
+}
+
 }  // namespace
 
 std::uint64_t RunResult::errors_total() const {
@@ -171,44 +217,46 @@ RunResult result_from_json(const nlohmann::json& j) {
     throw std::invalid_argument("not an echolab-loadgen result (\"schema\" is not " +
                                 std::string(kResultSchemaId) + ")");
   }
-  if (field(j, "schema_version").get<int>() != kResultSchemaVersion) {
+  if (!field(j, "schema_version").is_number_integer() ||
+      field(j, "schema_version").get<std::int64_t>() != kResultSchemaVersion) {
     throw std::invalid_argument("schema_version " + field(j, "schema_version").dump() +
                                 " is not supported (this build reads " +
                                 std::to_string(kResultSchemaVersion) + ")");
   }
   RunResult r;
   r.config = field(j, "config");
+  check_config(r.config);
   r.context = field(j, "context");
   r.valid = field(j, "valid").get<bool>();
   r.invalid_reasons = field(j, "invalid_reasons").get<std::vector<std::string>>();
   const auto& run = field(j, "run");
   r.start_utc = field(run, "start_utc").get<std::string>();
-  r.start_unix_s = field(run, "start_unix_s").get<double>();
-  r.measured_s = field(run, "measured_s").get<double>();
+  r.start_unix_s = amount(run, "start_unix_s");
+  r.measured_s = amount(run, "measured_s");
   r.stopped_by = field(run, "stopped_by").get<std::string>();
   r.sources = field(run, "sources").get<std::vector<nlohmann::json>>();
   const auto& throughput = field(j, "throughput");
   const auto& asked = field(throughput, "asked_msgs_per_s");
-  r.asked_msgs_per_s = asked.is_null() ? 0.0 : asked.get<double>();
-  r.sent_msgs_per_s = field(throughput, "sent_msgs_per_s").get<double>();
-  r.msgs_per_s = field(throughput, "msgs_per_s").get<double>();
-  r.bytes_per_s = field(throughput, "bytes_per_s").get<double>();
+  r.asked_msgs_per_s = asked.is_null() ? 0.0 : amount(throughput, "asked_msgs_per_s");
+  r.sent_msgs_per_s = amount(throughput, "sent_msgs_per_s");
+  r.msgs_per_s = amount(throughput, "msgs_per_s");
+  r.bytes_per_s = amount(throughput, "bytes_per_s");
   const auto& messages = field(j, "messages");
-  r.sent = field(messages, "sent").get<std::uint64_t>();
-  r.received = field(messages, "received").get<std::uint64_t>();
-  r.bytes_sent = field(messages, "bytes_sent").get<std::uint64_t>();
-  r.bytes_received = field(messages, "bytes_received").get<std::uint64_t>();
-  r.warmup_messages = field(messages, "warmup_messages").get<std::uint64_t>();
-  r.warmup_failures = field(messages, "warmup_failures").get<std::uint64_t>();
+  r.sent = count(messages, "sent");
+  r.received = count(messages, "received");
+  r.bytes_sent = count(messages, "bytes_sent");
+  r.bytes_received = count(messages, "bytes_received");
+  r.warmup_messages = count(messages, "warmup_messages");
+  r.warmup_failures = count(messages, "warmup_failures");
   const auto& errors = field(j, "errors");
   for (int i = 0; i < kFailureKinds; ++i) {
     const std::string name(to_string(static_cast<Failure>(i)));
-    r.failures[static_cast<std::size_t>(i)] = field(errors, name.c_str()).get<std::uint64_t>();
+    r.failures[static_cast<std::size_t>(i)] = count(errors, name.c_str());
   }
   const auto& anomalies = field(j, "anomalies");
   for (int i = 0; i < kAnomalyKinds; ++i) {
     const std::string name(to_string(static_cast<Anomaly>(i)));
-    r.anomalies[static_cast<std::size_t>(i)] = field(anomalies, name.c_str()).get<std::uint64_t>();
+    r.anomalies[static_cast<std::size_t>(i)] = count(anomalies, name.c_str());
   }
   const auto& histograms = field(j, "histograms");
   r.corrected = Histogram::from_json(field(histograms, "corrected"));
@@ -222,20 +270,24 @@ RunResult result_from_json(const nlohmann::json& j) {
   }
   for (std::size_t i = 0; i < intervals.size(); ++i) {
     IntervalResult in;
-    in.start_s = field(intervals[i], "start_s").get<double>();
-    in.length_s = field(intervals[i], "length_s").get<double>();
-    in.messages = field(intervals[i], "messages").get<std::uint64_t>();
-    in.bytes = field(intervals[i], "bytes").get<std::uint64_t>();
-    in.errors = field(intervals[i], "errors").get<std::uint64_t>();
+    in.start_s = amount(intervals[i], "start_s");
+    in.length_s = amount(intervals[i], "length_s");
+    in.messages = count(intervals[i], "messages");
+    in.bytes = count(intervals[i], "bytes");
+    in.errors = count(intervals[i], "errors");
     in.latency = Histogram::from_json(interval_histograms[i]);
     r.intervals.push_back(std::move(in));
   }
   const auto& generator = field(j, "generator");
   for (const auto& t : field(generator, "threads")) {
-    r.threads.push_back(ThreadUsage{field(t, "user_s").get<double>(), field(t, "sys_s").get<double>(),
-                                    field(t, "wall_s").get<double>()});
+    r.threads.push_back(ThreadUsage{amount(t, "user_s"), amount(t, "sys_s"),
+                                    amount(t, "wall_s")});
   }
-  r.syscalls = field(generator, "syscalls").get<std::map<std::string, std::uint64_t>>();
+  const auto& syscalls = field(generator, "syscalls");
+  if (!syscalls.is_object()) throw std::invalid_argument("\"syscalls\" must be an object");
+  for (const auto& [call, n] : syscalls.items()) {
+    r.syscalls[call] = count(syscalls, call.c_str());
+  }
   return r;
 }
 

@@ -1,10 +1,13 @@
 #include "loadgen/run.h"
 
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <cstdlib>
+#include <exception>
 #include <iostream>
 #include <latch>
 #include <mutex>
@@ -103,6 +106,49 @@ std::vector<ThreadPlan> plan_threads(const LoadConfig& config) {
   return plans;
 }
 
+std::string mebibytes(std::uint64_t bytes) { return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB"; }
+
+// Refuses, before anything is allocated or connected, a run this machine cannot hold:
+// buffers past half of the physical memory, or more sockets than RLIMIT_NOFILE lets the
+// process open (after raising the soft limit towards the hard one, which any process may).
+void check_resources(const LoadConfig& config, const std::vector<ThreadPlan>& plans) {
+  std::uint64_t bytes = 0;
+  for (const ThreadPlan& plan : plans) {
+    bytes += EventLoop::memory_estimate(config, plan);
+  }
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page_size = ::sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page_size > 0) {
+    const auto physical = static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page_size);
+    if (bytes > physical / 2) {
+      throw UsageError("this run needs about " + mebibytes(bytes) + " of buffers (--connections " +
+                       std::to_string(config.connections) + ", --size up to " +
+                       std::to_string(config.size.max) + "), more than half of this machine's " +
+                       mebibytes(physical) + ": use fewer --connections or a smaller --size");
+    }
+  }
+  // One socket per connection, one epoll per thread, and a margin for stdio, the probe
+  // socket and the output files.
+  const auto needed = static_cast<rlim_t>(config.connections) + static_cast<rlim_t>(config.threads) + 16;
+  rlimit files{};
+  if (::getrlimit(RLIMIT_NOFILE, &files) != 0) {
+    throw_sys_error("getrlimit RLIMIT_NOFILE");
+  }
+  if (files.rlim_cur != RLIM_INFINITY && files.rlim_cur < needed) {
+    rlimit raised = files;
+    raised.rlim_cur = files.rlim_max == RLIM_INFINITY ? needed : std::min(needed, files.rlim_max);
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) {
+      files = raised;
+    }
+  }
+  if (files.rlim_cur != RLIM_INFINITY && files.rlim_cur < needed) {
+    throw UsageError("--connections " + std::to_string(config.connections) + " needs " +
+                     std::to_string(needed) + " file descriptors, but RLIMIT_NOFILE allows " +
+                     std::to_string(files.rlim_cur) + " (hard limit " + std::to_string(files.rlim_max) +
+                     "): use fewer --connections or raise the limit (ulimit -n)");
+  }
+}
+
 }  // namespace
 
 SocketAddress probe_target(const LoadConfig& config) {
@@ -120,9 +166,10 @@ SocketAddress probe_target(const LoadConfig& config) {
 
 RunResult run_load(const LoadConfig& config, const StatusCallback& on_status) {
   ignore_sigpipe();
+  const std::vector<ThreadPlan> plans = plan_threads(config);
+  check_resources(config, plans);
   const SocketAddress target = probe_target(config);
   const PayloadPool pool(config.size.max, config.seed);
-  const std::vector<ThreadPlan> plans = plan_threads(config);
   std::vector<std::unique_ptr<EventLoop>> loops;
   for (const ThreadPlan& plan : plans) {
     loops.push_back(std::make_unique<EventLoop>(config, plan, target, pool));
@@ -135,13 +182,25 @@ RunResult run_load(const LoadConfig& config, const StatusCallback& on_status) {
   std::condition_variable finished_changed;
   std::size_t finished = 0;
   std::vector<std::thread> threads;
-  for (auto& loop : loops) {
-    threads.emplace_back([&, raw = loop.get()] {
+  // A generator thread that fails (out of memory opening an interval, say) must not take the
+  // process down with std::terminate: its error is rethrown here once all have stopped.
+  std::vector<std::exception_ptr> thread_errors(loops.size());
+  for (std::size_t i = 0; i < loops.size(); ++i) {
+    threads.emplace_back([&, i, raw = loops[i].get()] {
       block_stop_signals_in_this_thread();
-      raw->prepare();
-      ready.count_down();
-      go.wait();
-      raw->run(clock);
+      bool counted_down = false;
+      try {
+        raw->prepare();
+        ready.count_down();
+        counted_down = true;
+        go.wait();
+        raw->run(clock);
+      } catch (...) {
+        thread_errors[i] = std::current_exception();
+        if (!counted_down) {
+          ready.count_down();
+        }
+      }
       {
         std::lock_guard lock(mutex);
         ++finished;
@@ -209,6 +268,11 @@ RunResult run_load(const LoadConfig& config, const StatusCallback& on_status) {
   }
   for (auto& thread : threads) {
     thread.join();
+  }
+  for (const std::exception_ptr& error : thread_errors) {
+    if (error) {
+      std::rethrow_exception(error);
+    }
   }
 
   RunResult r;

@@ -27,10 +27,20 @@ StreamConnection::StreamConnection(WorkerContext& context, std::uint32_t id, std
       max_wire_(wire_size(context.config.protocol, context.config.size.max)),
       decoder_(context.config.size.max),
       backoff_ns_(kFirstBackoffNs) {
-  // Buffers sized once: a whole message always fits in tx_, and after compaction a whole
-  // echo frame always fits in rx_.
-  tx_.resize(std::max(kBufferBytes, max_wire_));
-  rx_.resize(std::max(kBufferBytes, 2 * max_wire_));
+  const StreamBuffers buffers = stream_buffers(context.config, context.ring_capacity);
+  tx_.resize(buffers.tx);
+  rx_.resize(buffers.rx);
+}
+
+StreamBuffers stream_buffers(const LoadConfig& config, std::size_t ring_capacity) {
+  const std::size_t max_wire = wire_size(config.protocol, config.size.max);
+  const std::size_t batch = std::min(kBufferBytes, ring_capacity * max_wire);
+  return StreamBuffers{std::max(batch, max_wire), std::max(batch, 2 * max_wire)};
+}
+
+std::size_t StreamConnection::footprint(const LoadConfig& config, std::size_t ring_capacity) {
+  const StreamBuffers buffers = stream_buffers(config, ring_capacity);
+  return sizeof(StreamConnection) + ring_capacity * sizeof(Message) + buffers.tx + buffers.rx;
 }
 
 std::size_t StreamConnection::wire(const Message& message) const {

@@ -24,6 +24,8 @@ namespace echolab {
 class StreamConnection final : public Connection {
  public:
   StreamConnection(WorkerContext& context, std::uint32_t id, std::uint32_t slot);
+  // Bytes one connection allocates, for the memory check before a run.
+  [[nodiscard]] static std::size_t footprint(const LoadConfig& config, std::size_t ring_capacity);
 
   void start(std::int64_t now) override;
   void resume(std::int64_t now) override;

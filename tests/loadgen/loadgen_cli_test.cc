@@ -75,6 +75,22 @@ TEST(LoadgenCli, MistakesAreOneLineAndExitTwo) {
       {{"--target", "unix:/tmp/x.sock", "--transport", "tcp"}, "unix"},
       {{"--target", "127.0.0.1:1", "--cpus", "3-1"}, "--cpus"},
       {{"--target", "127.0.0.1:1", "--json", "/nonexistent-dir/x.json"}, "cannot write"},
+      // Numbers: finite, in range, whole where they count.
+      {{"--target", "127.0.0.1:1", "--max-cpu", "nan"}, "--max-cpu"},
+      {{"--target", "127.0.0.1:1", "--messages", "-1"}, "--messages"},
+      {{"--target", "127.0.0.1:1", "--size", "64:1e308,128:1e308"}, "weights"},
+      {{"--target", "127.0.0.1:1", "--seed", "-1"}, "--seed"},
+      {{"--target", "127.0.0.1:1", "--cpus", "4096"}, "--cpus"},
+      // Rates the pacer cannot schedule.
+      {{"--target", "127.0.0.1:1", "--mode", "open", "--rate", "1e-10"}, "--rate"},
+      {{"--target", "127.0.0.1:1", "--mode", "open", "--rate", "1e15"}, "--rate"},
+      {{"--target", "127.0.0.1:1", "--mode", "open", "--rate", "1e9"}, "--rate"},
+      // Two outputs in one file.
+      {{"--target", "127.0.0.1:1", "--json", "-", "--hgrm", "-"}, "same file"},
+      {{"--target", "127.0.0.1:1", "--json", "/dev/stdout", "--hgrm", "-"}, "same file"},
+      {{"--target", "127.0.0.1:1", "--json", dir.file("out"), "--hgrm", dir.path() + "/./out"},
+       "same file"},
+      {{"merge", "a.json", "b.json", "--json", "-", "--hgrm", "-"}, "same file"},
   };
   for (const BadCommand& bad : cases) {
     SCOPED_TRACE(::testing::PrintToString(bad.args));

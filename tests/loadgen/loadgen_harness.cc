@@ -42,7 +42,8 @@ std::string LoadgenOutcome::describe() const {
   return status.describe() + "\n--- stderr:\n" + err + "\n--- stdout:\n" + out;
 }
 
-LoadgenOutcome run_loadgen(const TempDir& dir, std::vector<std::string> args, milliseconds deadline) {
+LoadgenOutcome run_loadgen(const TempDir& dir, std::vector<std::string> args, milliseconds deadline,
+                           const SpawnOptions& options) {
   std::string json_path;
   if (std::find(args.begin(), args.end(), "--json") == args.end()) {
     json_path = dir.file("result-" + std::to_string(unique_number()) + ".json");
@@ -50,7 +51,7 @@ LoadgenOutcome run_loadgen(const TempDir& dir, std::vector<std::string> args, mi
     args.push_back(json_path);
   }
   args.insert(args.begin(), loadgen_binary());
-  CompletedProcess done = run_process(args, deadline);
+  CompletedProcess done = run_process(args, deadline, options);
   LoadgenOutcome outcome{done.status, std::move(done.out), std::move(done.err), nullptr};
   struct stat info {};
   if (!json_path.empty() && ::stat(json_path.c_str(), &info) == 0) {

@@ -36,8 +36,10 @@ struct LoadgenOutcome {
 
 // Runs `echolab-loadgen args...`. Unless args already hold --json, a --json file in `dir`
 // is added and read back. Throws if the process outlives `deadline`.
+// `options`: resource limits for the child, say.
 [[nodiscard]] LoadgenOutcome run_loadgen(const TempDir& dir, std::vector<std::string> args,
-                                         milliseconds deadline = kLoadgenDeadline);
+                                         milliseconds deadline = kLoadgenDeadline,
+                                         const SpawnOptions& options = {});
 
 // A short run: 0.1 s warm-up, `duration` measured, a 1 s timeout, no summary, no status line.
 [[nodiscard]] std::vector<std::string> quick_flags(const std::string& duration = "0.3s");

@@ -87,6 +87,40 @@ TEST(LoadgenOptions, ImpossibleCombinationsAreRefused) {
   EXPECT_NO_THROW((void)parse({"--transport", "udp", "--protocol", "raw", "--size", "65507"}));
 }
 
+// Every numeric option: finite, in range, whole where it counts something. Boost alone
+// took "-1" for an unsigned as 2^64-1 and "nan" for a double.
+TEST(LoadgenOptions, EveryNumberIsRangeChecked) {
+  const std::vector<std::vector<std::string>> bad = {
+      {"--max-cpu", "nan"},         {"--max-cpu", "inf"},        {"--max-cpu", "1.5"},
+      {"--max-cpu", "-0.5"},        {"--messages", "-1"},        {"--messages", "0"},
+      {"--messages", "1e3"},        {"--messages", "99999999999999999999"},
+      {"--size", "64:1e308,128:1e308"},  {"--size", "64:nan"},   {"--size", "64:0"},
+      {"--size", "-64"},            {"--size", "64..1e9"},       {"--size", "99999999999"},
+      {"--connections", "-1"},      {"--connections", "1e5"},    {"--connections", "4294967297"},
+      {"--connections", "2.5"},     {"--pipeline", "-1"},        {"--pipeline", "4097"},
+      {"--threads", "-1"},          {"--threads", "257"},        {"--seed", "-1"},
+      {"--seed", "1.5"},            {"--seed", "18446744073709551616"},
+      {"--send-buffer", "-1"},      {"--receive-buffer", "4294967296"},
+      {"--send-buffer", "nan"},     {"--cpus", "-1"},            {"--cpus", "1024"},
+      {"--cpus", "0-99999999999"},  {"--cpus", "1,,2"},
+      {"--timeout", "nan"},         {"--timeout", "2h"},         {"--timeout", "-1s"},
+      {"--warmup", "inf"},          {"--duration", "1e400s"},    {"--interval", "-1s"},
+      {"--max-send-lag", "nan"},    {"--time-limit", "0"},
+      {"--mode", "open", "--rate", "nan"},    {"--mode", "open", "--rate", "inf"},
+      {"--mode", "open", "--rate", "1e-10"},  {"--mode", "open", "--rate", "1e15"},
+      {"--mode", "open", "--rate", "1e9"},    {"--mode", "open", "--rate", "-5"},
+  };
+  for (const auto& args : bad) {
+    EXPECT_THROW((void)parse(args), UsageError) << ::testing::PrintToString(args);
+  }
+  const LoadConfig edges = parse({"--seed", "18446744073709551615", "--max-cpu", "1", "--cpus",
+                                  "1023", "--send-buffer", "0", "--size", "64:0.5,128:1000000"});
+  EXPECT_EQ(edges.seed, UINT64_MAX);
+  EXPECT_EQ(edges.max_cpu, 1.0);
+  EXPECT_NO_THROW((void)parse({"--mode", "open", "--rate", "0.001"}));
+  EXPECT_NO_THROW((void)parse({"--mode", "open", "--rate", "1e8"}));
+}
+
 TEST(LoadgenMessage, EncodedMessageVerifiesAndEveryFlipIsSeen) {
   const PayloadPool pool(5000, 7);
   for (Protocol protocol : {Protocol::framed, Protocol::raw}) {
@@ -165,6 +199,18 @@ TEST(LoadgenPacer, IntendedTimesFollowTheRateWithoutDrift) {
   EXPECT_EQ(pacer.next(), 1000 + 1'000'000'000'000'000);  // 10^6 s at 3 msgs/s, to the ns
 }
 
+// A period past what int64 nanoseconds hold is "never", not an overflow into the past
+// (which made every message due at once, for ever).
+TEST(LoadgenPacer, AnIntendedTimePastInt64IsNever) {
+  Pacer pacer(1e-10, 5'000'000'000);
+  EXPECT_EQ(pacer.next(), 5'000'000'000);
+  pacer.advance();
+  EXPECT_EQ(pacer.next(), INT64_MAX);
+  Pacer slow(kMinRate / 100'000, INT64_MAX / 2);  // the slowest rate one thread can get
+  slow.advance();
+  EXPECT_GT(slow.next(), INT64_MAX / 2);
+}
+
 TEST(LoadgenRecorder, WarmupIsExcludedAndIntervalsSplitTheWindow) {
   const std::int64_t start = 10'000'000'000;
   const std::int64_t second = 1'000'000'000;
@@ -194,8 +240,7 @@ TEST(LoadgenRecorder, WarmupIsExcludedAndIntervalsSplitTheWindow) {
 
 RunResult sample_result(double start_unix_s, std::uint64_t scale) {
   RunResult r;
-  r.config = {{"mode", "open"}, {"threads", 1}, {"seed", 1}, {"max_send_lag_s", 0.005},
-              {"max_cpu_share", 0.9}, {"size", {{"spec", "64"}}}};
+  r.config = to_json(parse({"--mode", "open", "--rate", "1000"}));
   r.context = {{"host_name", "h"}};
   r.start_utc = "2024-01-01T00:00:00.000Z";
   r.start_unix_s = start_unix_s;
@@ -273,6 +318,47 @@ TEST(LoadgenMerge, RefusesWhatDoesNotBelongTogether) {
   EXPECT_THROW((void)merge_results({{"a", a}, {"b", later}}, false), UsageError);
   EXPECT_NO_THROW((void)merge_results({{"a", a}, {"b", later}}, true));
   EXPECT_THROW((void)merge_results({{"a", a}}, false), UsageError);
+}
+
+// Numbers read from result files are checked like those from the command line: a count is
+// a non-negative integer, a time or rate finite and bounded, and sums never wrap.
+TEST(LoadgenMerge, NumbersFromFilesAreChecked) {
+  const nlohmann::json good = to_json(sample_result(100.0, 1));
+  ASSERT_NO_THROW((void)result_from_json(good));
+  const std::vector<std::pair<nlohmann::json::json_pointer, nlohmann::json>> bad = {
+      {nlohmann::json::json_pointer("/messages/sent"), -1},
+      {nlohmann::json::json_pointer("/messages/received"), 1e308},
+      {nlohmann::json::json_pointer("/messages/received"), 1.5},
+      {nlohmann::json::json_pointer("/errors/timeout"), -3},
+      {nlohmann::json::json_pointer("/anomalies/duplicate"), "7"},
+      {nlohmann::json::json_pointer("/throughput/msgs_per_s"), 1e308},
+      {nlohmann::json::json_pointer("/throughput/msgs_per_s"), -1.0},
+      {nlohmann::json::json_pointer("/run/measured_s"), nullptr},
+      {nlohmann::json::json_pointer("/run/start_unix_s"), -5.0},
+      {nlohmann::json::json_pointer("/intervals/0/messages"), -1},
+      {nlohmann::json::json_pointer("/generator/threads/0/wall_s"), 1e300},
+      {nlohmann::json::json_pointer("/generator/syscalls/send"), -2},
+      {nlohmann::json::json_pointer("/config/max_cpu_share"), nullptr},
+      {nlohmann::json::json_pointer("/config/max_cpu_share"), 2.0},
+      {nlohmann::json::json_pointer("/config/connections"), -1},
+      {nlohmann::json::json_pointer("/config/seed"), -1},
+      {nlohmann::json::json_pointer("/schema_version"), 1e300},
+  };
+  for (const auto& [where, value] : bad) {
+    nlohmann::json j = good;
+    j[where] = value;
+    EXPECT_THROW((void)result_from_json(j), std::invalid_argument) << where.to_string() << " = " << value.dump();
+  }
+  RunResult a = sample_result(100.0, 1);
+  RunResult b = sample_result(100.2, 1);
+  a.sent = b.sent = UINT64_MAX / 2 + 1;
+  EXPECT_THROW((void)merge_results({{"a", a}, {"b", b}}, false), UsageError);
+  RunResult c = sample_result(100.2, 1);
+  c.failures[static_cast<int>(Failure::timeout)] = UINT64_MAX;
+  EXPECT_THROW((void)merge_results({{"a", sample_result(100.0, 1)}, {"c", c}}, false), UsageError);
+  RunResult d = sample_result(100.2, 1);
+  d.corrected = Histogram(1, 1'000'000, 2);  // another layout: a bad file, not a crash
+  EXPECT_THROW((void)merge_results({{"a", sample_result(100.0, 1)}, {"d", d}}, false), UsageError);
 }
 
 }  // namespace
