@@ -6,25 +6,38 @@
 #include <unistd.h>
 
 #include "core/stop.h"
+#include "servers/connection.h"
 
 namespace echolab {
 
 pid_t ChildProcesses::fork_child(Counters& counters) {
   counters.count(Syscall::fork);
+  const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) {
     ++counters.spawn_errors;
     return -1;
   }
   if (pid == 0) {
-    reset_stop_state_after_fork();
+    reset_stop_state_after_fork(parent);
     return 0;
   }
   live_.insert(pid);
   return pid;
 }
 
-void ChildProcesses::leave_child(int status) { ::_exit(status); }
+void ChildProcesses::leave_child(int status) {
+  // A child that stopped because it was signalled (not by its own failure) dies of that
+  // signal, so that its parent's waitpid tells a stop apart from a failure.
+  if (status == 0 && stop_signal() != 0 && !engine_failed()) {
+    struct sigaction fallback {};
+    fallback.sa_handler = SIG_DFL;
+    sigemptyset(&fallback.sa_mask);
+    ::sigaction(stop_signal(), &fallback, nullptr);
+    ::raise(stop_signal());
+  }
+  ::_exit(status);
+}
 
 std::vector<ChildProcesses::Exit> ChildProcesses::reap_exited() {
   std::vector<Exit> exits;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/stats.h"
+#include "servers/connection.h"
 
 namespace echolab {
 
@@ -20,10 +21,13 @@ class ChildProcesses {
   // Never leaves children behind, even when the engine unwinds with an error.
   ~ChildProcesses() { terminate_all(); }
 
-  // Forks a child that runs body() and leaves with _exit (status 0, or 1 if body threw):
-  // a child never returns into the parent's code, never runs its destructors (which would
-  // remove the unix socket file) and never flushes its stdio buffers. Returns the child's
-  // pid, or -1 with errno set when fork() failed (counted in spawn_errors).
+  // Forks a child that runs body() and leaves with _exit: status 1 if body threw or the
+  // child failed (fail_engine); if it stopped because it was signalled (SIGTERM, SIGHUP,
+  // SIGINT, its parent's death), it dies of that signal once done; status 0 otherwise.
+  // A child never returns into the parent's code, never runs its destructors (which would
+  // remove the unix socket file) and never flushes its stdio buffers. The child stops when
+  // its parent dies (see reset_stop_state_after_fork). Returns the child's pid, or -1 with
+  // errno set when fork() failed (counted in spawn_errors). Call from the main thread.
   template <typename Body>
   pid_t spawn(Body&& body, Counters& counters);
 
@@ -56,6 +60,9 @@ pid_t ChildProcesses::spawn(Body&& body, Counters& counters) {
   try {
     body();
   } catch (const std::exception&) {
+    status = 1;
+  }
+  if (engine_failed()) {
     status = 1;
   }
   leave_child(status);

@@ -173,9 +173,9 @@ void wait_for_stop() {
 }
 
 bool continue_after_accept_failure(const AcceptResult& result, bool pause) {
-  // EINVAL: the listener was shut down, which only a stop does (possibly a sibling worker's
-  // stop, a moment before this process hears of its own).
-  if (stop_requested() || result.error == EINVAL) {
+  // EINVAL: the listener was shut down (or, in a prefork worker, replaced), which only this
+  // process's own stop does. Without a stop it is a broken listener, and fatal.
+  if (stop_requested()) {
     return false;
   }
   if (result.fatal) {

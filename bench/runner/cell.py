@@ -23,6 +23,23 @@ class CellFailure(Exception):
     pass
 
 
+def _start_server(command, **kwargs):
+    """A server in its own session and process group, so that _kill_group reaches every
+    worker and child it forked, whatever became of the server itself."""
+    return subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True, **kwargs)
+
+
+def _kill_group(process):
+    """SIGKILL to the server's whole process group, then reaps the server. Safe on every exit
+    path (failure, timeout, exception, KeyboardInterrupt), and when the group is gone."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    if process.poll() is None:
+        process.wait()
+
+
 def _pinned(command, cpus):
     if cpus and shutil.which("taskset"):
         return ["taskset", "-c", cpus] + command
@@ -52,9 +69,7 @@ def _read_ready_line(process, timeout):
                 raise CellFailure(f"unexpected ready line: {text!r}")
         if process.poll() is not None:
             break
-    if process.poll() is None:
-        process.kill()
-    process.wait()
+    _kill_group(process)
     err = process.stderr.read().decode(errors="replace").strip().splitlines()
     raise CellFailure("server did not start: " + (err[-1] if err else f"exit status {process.returncode}"))
 
@@ -97,7 +112,7 @@ def run_echolab_cell(cell, binaries, cpus, workdir):
     stats_path = os.path.join(workdir, "server-stats.json")
     loadgen_path = os.path.join(workdir, "loadgen.json")
     command = _pinned(server_command(binaries, cell, stats_path, _listen_address(cell, workdir)), cpus["server"])
-    server = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    server = _start_server(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         target = _read_ready_line(server, READY_TIMEOUT_S)
         budget = cell["warmup_s"] + cell["duration_s"] + cell["timeout_s"] + 30
@@ -127,9 +142,8 @@ def run_echolab_cell(cell, binaries, cpus, workdir):
             stats = json.load(f)
         return {"loadgen": loadgen, "server": {"stats": stats, "resources": sampler.result(), "exit": exit_info}}
     finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
+        # Also after a clean exit: a worker that outlived the server must not outlive the cell.
+        _kill_group(server)
 
 
 def _free_port():
@@ -178,8 +192,7 @@ def run_sockperf_cell(cell, cpus):
     proto = "--tcp" if cell["transport"] == "tcp" else ""
     server_cmd = _pinned(["sockperf", "server", "-i", "127.0.0.1", "-p", str(port)]
                          + ([proto] if proto else []), cpus["server"])
-    server = subprocess.Popen(server_cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    server = _start_server(server_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         if proto:
             _wait_port(port, server, READY_TIMEOUT_S)
@@ -199,8 +212,8 @@ def run_sockperf_cell(cell, cpus):
         try:
             server.wait(5)
         except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+            pass
+        _kill_group(server)
 
 
 def run_cell(cell, binaries, cpus):

@@ -2,15 +2,20 @@
 // clients connect at once and each does a few echoes: live children (by PPid) or connection
 // threads (Threads minus the main one) never exceed the cap, every client is eventually
 // served (the rest wait in the backlog), and no zombie is left. Then fork()/pthread_create
-// failing (RLIMIT_NPROC, server run as nobody so that the limit applies): that connection
-// is closed and counted, and the server goes on.
+// failing (RLIMIT_NPROC, server run as nobody so that the limit applies, from a copy of the
+// binary that nobody can reach wherever the build is): that connection is closed and
+// counted, and the server goes on.
 #include <gtest/gtest.h>
 #include <pwd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <optional>
 
 #include "tests/robustness/clients.h"
 #include "tests/robustness/robust_server.h"
@@ -34,6 +39,36 @@ int live_workers(pid_t server, const std::string& engine) {
   }
   return static_cast<int>(proc_status_field(server, "Threads").value_or(1)) - 1;
 }
+
+// A copy of the server binary (it needs no file of the build tree) in a fresh folder that
+// anyone may read and execute, made the server of the tests while it lives.
+class PublicServerCopy {
+ public:
+  PublicServerCopy() : dir_("echolab-public-server") {
+    const std::string original = robustness_server_binary();
+    const std::string copy = dir_.file("echolab-server");
+    std::filesystem::copy_file(original, copy);
+    ::chmod(dir_.path().c_str(), 0755);
+    ::chmod(copy.c_str(), 0755);
+    if (const char* previous = std::getenv("ECHOLAB_SERVER_BIN"); previous != nullptr) {
+      previous_ = previous;
+    }
+    ::setenv("ECHOLAB_SERVER_BIN", copy.c_str(), 1);
+  }
+  ~PublicServerCopy() {
+    if (previous_) {
+      ::setenv("ECHOLAB_SERVER_BIN", previous_->c_str(), 1);
+    } else {
+      ::unsetenv("ECHOLAB_SERVER_BIN");
+    }
+  }
+  PublicServerCopy(const PublicServerCopy&) = delete;
+  PublicServerCopy& operator=(const PublicServerCopy&) = delete;
+
+ private:
+  TempDir dir_;
+  std::optional<std::string> previous_;
+};
 
 class Flood : public testing::TestWithParam<std::string> {};
 
@@ -119,9 +154,9 @@ TEST_P(Flood, SpawnFailureClosesThatConnectionCountsItAndGoesOn) {
   if (::geteuid() != 0 || nobody == nullptr) {
     GTEST_SKIP() << "needs root (to run the server as nobody, where RLIMIT_NPROC applies)";
   }
-  if (::access(robustness_server_binary().c_str(), X_OK) != 0) {
-    GTEST_SKIP() << "server binary not accessible";
-  }
+  // nobody must be able to reach the binary: the build folder may not be traversable by
+  // others (a clone under /root), so the server runs from a copy in a world-readable folder.
+  const PublicServerCopy copy;
   FastRandom random(test_seed());
   ServerLaunch launch = launch_of(engine, {cap_flag(engine), "64"});
   // Room for the server itself and two workers; counted before, for nobody's other tasks.
@@ -134,7 +169,8 @@ TEST_P(Flood, SpawnFailureClosesThatConnectionCountsItAndGoesOn) {
   try {
     server.emplace(launch);
   } catch (const std::exception& error) {
-    GTEST_SKIP() << "cannot start the server as nobody here: " << error.what();
+    FAIL() << "cannot start the server as nobody from " << robustness_server_binary() << ": "
+           << error.what();
   }
   const auto address = server->address();
   std::vector<Fd> held;
