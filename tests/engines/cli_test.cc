@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <ostream>
 #include <set>
 #include <sstream>
 #include <string>
@@ -53,6 +54,8 @@ struct BadInvocation {
   std::string name;
   std::vector<std::string> args;  // "--engine <a stream engine>" is added if absent
 };
+// How gtest prints a failing case's parameter (instead of its raw bytes).
+void PrintTo(const BadInvocation& invocation, std::ostream* out) { *out << invocation.name; }
 
 class BadInvocationTest : public testing::TestWithParam<BadInvocation> {};
 
