@@ -21,13 +21,16 @@ enum class Transport { tcp, udp, unix_stream, unix_dgram };
 
 struct Endpoint {
   std::string host;       // as written, brackets removed; empty means "any" (servers only)
-  std::string port;       // service name or number
+  std::string port;       // decimal digits, 0 to 65535
   std::string unix_path;  // set only for "unix:/path"
 
   [[nodiscard]] bool is_unix() const { return !unix_path.empty(); }
 };
 
-// Parses HOST:PORT, [V6ADDR]:PORT or unix:/path. Throws UsageError with a one-line reason.
+// Parses HOST:PORT, [V6ADDR]:PORT or unix:/path. PORT is decimal digits naming 0 to 65535:
+// getaddrinfo would keep the low 16 bits of a larger number (99999 becomes 34463), and
+// service names are refused because a benchmark should say which port it measured.
+// Throws UsageError with a one-line reason.
 [[nodiscard]] Endpoint parse_endpoint(std::string_view text);
 
 // A socket address of any family, with its length, as returned by accept or recvfrom.
@@ -46,8 +49,12 @@ struct SocketAddress {
 [[nodiscard]] std::vector<SocketAddress> resolve(const Endpoint& endpoint, Transport transport,
                                                  bool passive);
 
+// `text` made safe to print on one line of a log or an error: control characters, DEL and
+// bytes past ASCII become \xNN, so a peer's or a user's string cannot forge extra lines.
+[[nodiscard]] std::string printable(std::string_view text);
+
 // Numeric text for an address: "127.0.0.1:7007", "[::1]:7007", "[::ffff:127.0.0.1]:5",
-// "unix:/path" ("unix:" for an unnamed unix peer).
+// "unix:/path" ("unix:" for an unnamed unix peer). Unix paths go through printable().
 [[nodiscard]] std::string format_address(const sockaddr* address, socklen_t length);
 [[nodiscard]] std::string format_address(const SocketAddress& address);
 

@@ -4,6 +4,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/address.h"
 #include "core/error.h"
 
 namespace echolab {
@@ -38,6 +39,13 @@ void reject_placeholder_tokens(int argc, const char* const* argv) {
     args.emplace_back(argv[i]);
   }
   reject_placeholder_tokens(args);
+}
+
+void reject_stray_arguments(const std::vector<std::string>& leftovers) {
+  if (!leftovers.empty()) {
+    throw UsageError("unexpected argument '" + printable(leftovers.front()) +
+                     "': every value follows its option, as in --name VALUE");
+  }
 }
 
 }  // namespace echolab

@@ -14,4 +14,10 @@ void reject_placeholder_tokens(int argc, const char* const* argv);
 // The same for arguments without the program name.
 void reject_placeholder_tokens(const std::vector<std::string>& args);
 
+// Boost.Program_options drops words that belong to no option ("--workers 8 16" keeps 8 and
+// ignores 16) unless a positional option claims them. Give this what is left over,
+// po::collect_unrecognized(parsed.options, po::include_positional): any word there is a
+// mistake, refused with a UsageError naming the first one.
+void reject_stray_arguments(const std::vector<std::string>& leftovers);
+
 }  // namespace echolab

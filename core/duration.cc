@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/address.h"
 #include "core/error.h"
 
 namespace echolab {
@@ -12,7 +13,7 @@ namespace echolab {
 std::chrono::nanoseconds parse_duration(std::string_view text, std::string_view flag,
                                         std::chrono::nanoseconds max, BareNumber bare) {
   const auto bad = [&](std::string_view why) {
-    return UsageError("bad " + std::string(flag) + " '" + std::string(text) + "': " + std::string(why));
+    return UsageError("bad " + std::string(flag) + " '" + printable(text) + "': " + std::string(why));
   };
   double value = 0;
   const char* begin = text.data();
@@ -39,6 +40,11 @@ std::chrono::nanoseconds parse_duration(std::string_view text, std::string_view 
   const double nanoseconds = value * scale;
   if (nanoseconds > static_cast<double>(max.count())) {
     throw bad("at most " + std::to_string(max.count() / 1'000'000'000) + "s");
+  }
+  // A positive value that would round to zero would turn into "none" or "never" (as 0 means
+  // for --idle-timeout) instead of what was asked.
+  if (nanoseconds > 0 && nanoseconds < 1) {
+    throw bad("at least 1ns, or 0");
   }
   return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(nanoseconds)));
 }

@@ -12,7 +12,8 @@ enum class BareNumber { rejected, seconds };
 
 // Parses DURATION: a non-negative number and one of ns, us, ms, s, m or min. `flag`
 // ("--work", "--idle-timeout") names the option in the one-line UsageError thrown for a
-// missing or unknown unit, a negative value or a value over `max`.
+// missing or unknown unit, a negative value, a value over `max`, or one above zero but under
+// 1ns (it would read as 0).
 [[nodiscard]] std::chrono::nanoseconds parse_duration(std::string_view text, std::string_view flag,
                                                       std::chrono::nanoseconds max = std::chrono::hours(24),
                                                       BareNumber bare = BareNumber::rejected);

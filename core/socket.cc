@@ -19,24 +19,43 @@ int set_int_option(int fd, int level, int name, int value) {
   return ::setsockopt(fd, level, name, &value, sizeof(value)) == 0 ? 0 : errno;
 }
 
+// How long the stale-socket probe waits for a unix server to answer. A unix connect
+// completes or fails at once unless the kernel makes it wait; it never waits on a
+// non-blocking socket, so this only bounds a kernel that would.
+constexpr int kProbeTimeoutMs = 1000;
+
 // A unix socket file nobody accepts on is left over from a crashed server: remove it. One
 // that still answers belongs to a live server, and taking it over would steal its clients.
+// The probe is non-blocking: a live server whose backlog is full would hold a blocking
+// connect forever, and a full backlog (EAGAIN) proves someone is listening.
 void remove_stale_unix_socket(const std::string& path, const SocketAddress& address, int type) {
   struct stat info {};
   if (::lstat(path.c_str(), &info) != 0) {
     return;  // nothing there
   }
   if (!S_ISSOCK(info.st_mode)) {
-    throw UsageError(path + " exists and is not a socket; refusing to replace it");
+    throw UsageError(printable(path) + " exists and is not a socket; refusing to replace it");
   }
-  Fd probe(::socket(AF_UNIX, type | SOCK_CLOEXEC, 0));
+  Fd probe(::socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!probe) {
     throw_sys_error("socket");
   }
-  if (::connect(probe.get(), address.get(), address.length) == 0) {
-    throw UsageError(path + " is in use by a running server");
+  const auto in_use = [&path]() { return UsageError(printable(path) + " is in use by a running server"); };
+  int err = ::connect(probe.get(), address.get(), address.length) == 0 ? 0 : errno;
+  if (err == EINPROGRESS || err == EINTR) {
+    pollfd waiter{probe.get(), POLLOUT, 0};
+    int ready;
+    while ((ready = ::poll(&waiter, 1, kProbeTimeoutMs)) < 0 && errno == EINTR) {
+    }
+    socklen_t length = sizeof(err);
+    if (ready <= 0 || ::getsockopt(probe.get(), SOL_SOCKET, SO_ERROR, &err, &length) != 0) {
+      throw in_use();  // it did not refuse: something holds the path
+    }
   }
-  if (errno == ECONNREFUSED || errno == ENOENT) {
+  if (err == 0 || err == EAGAIN) {
+    throw in_use();
+  }
+  if (err == ECONNREFUSED || err == ENOENT) {
     ::unlink(path.c_str());
   }
 }
@@ -66,8 +85,25 @@ int connect_completely(int fd, const SocketAddress& address) {
 
 }  // namespace
 
+Listener::Listener(Fd fd, std::string address, std::string unix_path)
+    : fd_(std::move(fd)), address_(std::move(address)), unix_path_(std::move(unix_path)) {
+  struct stat info {};
+  if (!unix_path_.empty() && ::lstat(unix_path_.c_str(), &info) == 0) {
+    device_ = info.st_dev;
+    inode_ = info.st_ino;
+  }
+}
+
 Listener::~Listener() {
-  if (!unix_path_.empty() && fd_.valid()) {
+  if (unix_path_.empty() || !fd_.valid() || inode_ == 0) {
+    return;
+  }
+  // Only the socket file this listener bound: another server may have replaced it since
+  // (after finding this one's path stale, or after someone removed it), and its path
+  // must outlive us.
+  struct stat info {};
+  if (::lstat(unix_path_.c_str(), &info) == 0 && S_ISSOCK(info.st_mode) && info.st_dev == device_ &&
+      info.st_ino == inode_) {
     ::unlink(unix_path_.c_str());
   }
 }

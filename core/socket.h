@@ -1,6 +1,8 @@
 #pragma once
 // Opening sockets: servers bind (and listen) on the first resolved address that works,
 // clients connect to the first that answers. Options come from the command line.
+#include <sys/types.h>
+
 #include <string>
 
 #include "core/address.h"
@@ -16,13 +18,15 @@ struct SocketOptions {
   int backlog = 1024;         // listen(2) backlog (the kernel caps it at somaxconn)
 };
 
-// A bound server socket. For unix endpoints it removes its socket file when destroyed,
-// so a forked child must leave with _exit() rather than run destructors.
+// A bound server socket. For unix endpoints it removes its socket file when destroyed if
+// that file is still the one it bound (same device and inode, still a socket), so a forked
+// child must leave with _exit() rather than run destructors.
 class Listener {
  public:
   Listener() = default;
-  Listener(Fd fd, std::string address, std::string unix_path)
-      : fd_(std::move(fd)), address_(std::move(address)), unix_path_(std::move(unix_path)) {}
+  // `unix_path` is empty for inet sockets; for unix ones, call right after bind: the file
+  // found there now is the one the destructor may remove.
+  Listener(Fd fd, std::string address, std::string unix_path);
   Listener(Listener&&) noexcept = default;
   Listener& operator=(Listener&&) noexcept = default;
   ~Listener();
@@ -35,6 +39,8 @@ class Listener {
   Fd fd_;
   std::string address_;
   std::string unix_path_;
+  dev_t device_ = 0;
+  ino_t inode_ = 0;  // 0: nothing of ours to remove
 };
 
 // socket + options + bind (+ listen for streams) on each resolved address until one works.

@@ -312,7 +312,9 @@ ParsedCommand parse_command_line(const std::vector<std::string>& args) {
   po::variables_map vm;
   reject_placeholder_tokens(args);
   try {
-    po::store(po::command_line_parser(args).options(desc).run(), vm);
+    const po::parsed_options parsed = po::command_line_parser(args).options(desc).run();
+    reject_stray_arguments(po::collect_unrecognized(parsed.options, po::include_positional));
+    po::store(parsed, vm);
     po::notify(vm);
   } catch (const po::error& e) {
     throw UsageError(std::string(e.what()) + " (see --help)");

@@ -1,10 +1,16 @@
 // echolab-server: one echo server, many concurrency models (--engine). Prints one ready line
 // once listening, serves until SIGINT/SIGTERM, then writes its counters (--stats-json).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "core/address.h"
 #include "core/error.h"
 #include "core/io.h"
 #include "core/stop.h"
@@ -25,7 +31,50 @@ void print_engines() {
   }
 }
 
-void write_stats(const ServerCommandLine& line, const std::string& address, const ServerStats& stats) {
+// Where --stats-json goes. A missing or regular file is replaced whole at exit (written
+// beside it, then renamed), so a reader never sees half a report; anything else there (a
+// FIFO, /dev/stdout, a symlink) is written in place, since renaming would replace it.
+struct StatsTarget {
+  std::string path;  // empty: no stats; "-": stdout
+  bool replace = false;
+
+  [[nodiscard]] std::string temporary() const { return path + ".tmp." + std::to_string(::getpid()); }
+};
+
+// Checked before serving: a benchmark must not run to its end only to lose its counters.
+StatsTarget check_stats_target(const std::string& path) {
+  StatsTarget target{path, false};
+  if (path.empty() || path == "-") {
+    return target;
+  }
+  const auto refuse = [&path](const std::string& why) {
+    return UsageError("--stats-json " + path + ": " + why);
+  };
+  struct stat info {};
+  if (::lstat(path.c_str(), &info) == 0 && !S_ISREG(info.st_mode)) {
+    if (S_ISDIR(info.st_mode)) {
+      throw refuse("is a directory");
+    }
+    if (::access(path.c_str(), W_OK) != 0) {
+      throw refuse(std::string("cannot write (") + std::strerror(errno) + ")");
+    }
+    return target;
+  }
+  target.replace = true;
+  // Creating (and removing) the temporary file tests what the end will need: the directory
+  // exists, this user may add an entry to it, and its file system is writable.
+  const std::string probe = target.temporary();
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  if (fd < 0) {
+    throw refuse(std::string("cannot create a file beside it (") + std::strerror(errno) + ")");
+  }
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return target;
+}
+
+void write_stats(const ServerCommandLine& line, const StatsTarget& target, const std::string& address,
+                 const ServerStats& stats) {
   nlohmann::json report = stats.to_json();
   report["engine"] = line.engine;
   report["transport"] = to_string(line.config.transport);
@@ -36,19 +85,31 @@ void write_stats(const ServerCommandLine& line, const std::string& address, cons
   report["max_frame_bytes"] = line.config.protocol.max_frame;
   report["echolab_version"] = kVersion;
   report["git_commit"] = kGitCommit;
-  if (line.stats_json == "-") {
+  if (target.path == "-") {
     std::cout << report.dump(2) << std::endl;
     return;
   }
-  std::ofstream out(line.stats_json);
+  const std::string written = target.replace ? target.temporary() : target.path;
+  std::ofstream out(written);
   out << report.dump(2) << '\n';
+  out.close();
   if (!out) {
-    throw sys_error("write " + line.stats_json);
+    const int err = errno != 0 ? errno : EIO;
+    if (target.replace) {
+      ::unlink(written.c_str());
+    }
+    throw sys_error("write " + written, err);
+  }
+  if (target.replace && ::rename(written.c_str(), target.path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(written.c_str());
+    throw sys_error("rename " + written + " to " + target.path, err);
   }
 }
 
 int serve(const ServerCommandLine& line) {
   const EngineInfo& engine = *find_engine(line.engine);
+  const StatsTarget stats_target = check_stats_target(line.stats_json);
   ignore_sigpipe();
   install_stop_handlers();
   reserve_spare_fd();
@@ -65,8 +126,8 @@ int serve(const ServerCommandLine& line) {
   EngineContext context{line.config, listener.fd(), stats.get()};
   engine.run(context);
   watch_for_stop(StopSlot::listener, -1);
-  if (!line.stats_json.empty()) {
-    write_stats(line, listener.address(), stats.get());
+  if (!stats_target.path.empty()) {
+    write_stats(line, stats_target, listener.address(), stats.get());
   }
   return engine_failed() ? 1 : 0;
 }
@@ -92,13 +153,13 @@ int main(int argc, char** argv) {
     }
     return serve(line);
   } catch (const UsageError& error) {
-    std::cerr << "echolab-server: " << error.what() << '\n';
+    std::cerr << "echolab-server: " << printable(error.what()) << '\n';
     return 2;
   } catch (const std::system_error& error) {
-    std::cerr << "echolab-server: " << error.what() << '\n';
+    std::cerr << "echolab-server: " << printable(error.what()) << '\n';
     return 2;
   } catch (const std::exception& error) {
-    std::cerr << "echolab-server: " << error.what() << '\n';
+    std::cerr << "echolab-server: " << printable(error.what()) << '\n';
     return 1;
   }
 }

@@ -60,7 +60,9 @@ ServerCommandLine parse_server_command_line(int argc, const char* const* argv) {
   reject_placeholder_tokens(argc, argv);
   po::variables_map values;
   try {
-    po::store(po::command_line_parser(argc, argv).options(options).run(), values);
+    const po::parsed_options parsed = po::command_line_parser(argc, argv).options(options).run();
+    reject_stray_arguments(po::collect_unrecognized(parsed.options, po::include_positional));
+    po::store(parsed, values);
     po::notify(values);
   } catch (const po::error& error) {
     throw UsageError(error.what());

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <optional>
 #include <string>
 
 #include "core/error.h"
@@ -33,6 +34,33 @@ TEST(ParseEndpoint, RejectsMalformed) {
   for (const char* bad : {"7007", "::1:80", "[::1]80", "[::1", "host:", "unix:"}) {
     EXPECT_THROW(static_cast<void>(parse_endpoint(bad)), UsageError) << bad;
   }
+}
+
+// getaddrinfo keeps the low 16 bits of a numeric service, so 99999 would listen on (or
+// measure) port 34463 while the command line and the JSON say 99999.
+TEST(ParseEndpoint, RejectsPortsOutside16BitsAndNonNumericPorts) {
+  for (const char* bad : {"127.0.0.1:99999", "127.0.0.1:65536", "[::1]:70000", ":http", ":12ab", ":-1",
+                          ": 80", ":+80", ":80 ", ":0x50", ":1e3", ":000065536", ":4294967376"}) {
+    EXPECT_THROW(static_cast<void>(parse_endpoint(bad)), UsageError) << bad;
+  }
+  EXPECT_EQ(parse_endpoint("127.0.0.1:65535").port, "65535");
+  EXPECT_EQ(parse_endpoint("[::]:0").port, "0");
+}
+
+TEST(Printable, EscapesControlAndNonAsciiBytesOnly) {
+  EXPECT_EQ(printable("plain /tmp/a b:1\\"), "plain /tmp/a b:1\\");
+  EXPECT_EQ(printable("a\nb\rc\x1b[2J\x7f\xc3\xa9"), "a\\x0ab\\x0dc\\x1b[2J\\x7f\\xc3\\xa9");
+  EXPECT_EQ(printable(std::string_view("z\0z", 3)), "z\\x00z");
+}
+
+// A peer's socket path is chosen by the peer: printed raw, a newline in it would forge
+// lines in the server's log (even a ready line).
+TEST(FormatAddress, UnixPathIsPrintedOnOneLine) {
+  const std::string path = "/tmp/c\necholab-server listening tcp 1.2.3.4:5";
+  const auto address = resolve(parse_endpoint("unix:" + path), Transport::unix_stream, true).front();
+  const std::string text = format_address(address);
+  EXPECT_EQ(text.find('\n'), std::string::npos) << text;
+  EXPECT_EQ(text, "unix:/tmp/c\\x0aecholab-server listening tcp 1.2.3.4:5");
 }
 
 TEST(Resolve, Ipv4AndIpv6Loopback) {
@@ -108,6 +136,32 @@ TEST_F(UnixListener, StaleSocketFileIsReplacedAndRemovedAtExit) {
                  UsageError);
   }
   EXPECT_NE(::lstat(path.c_str(), &info), 0) << "socket file must be removed at exit";
+}
+
+// A server that exits after another one took its path over (the path was removed, or found
+// stale, and bound again) must leave the newcomer's socket file alone.
+TEST_F(UnixListener, ExitRemovesOnlyTheSocketFileItBound) {
+  const std::string path = dir_ + "/s.sock";
+  const Endpoint endpoint = parse_endpoint("unix:" + path);
+  struct stat info {};
+  {
+    std::optional<Listener> first = open_listener(endpoint, Transport::unix_stream, {});
+    ASSERT_EQ(::unlink(path.c_str()), 0);
+    Listener second = open_listener(endpoint, Transport::unix_stream, {});
+    first.reset();
+    EXPECT_EQ(::lstat(path.c_str(), &info), 0) << "the first listener removed the second one's socket file";
+  }
+  EXPECT_NE(::lstat(path.c_str(), &info), 0) << "the second listener must remove its own file";
+  {
+    // Nor a file of another kind that took the path.
+    std::optional<Listener> listener = open_listener(endpoint, Transport::unix_dgram, {});
+    ASSERT_EQ(::unlink(path.c_str()), 0);
+    Fd file(::creat(path.c_str(), 0600));
+    ASSERT_TRUE(file.valid());
+    listener.reset();
+    EXPECT_EQ(::lstat(path.c_str(), &info), 0) << "a regular file at the path was removed";
+    ::unlink(path.c_str());
+  }
 }
 
 TEST_F(UnixListener, RefusesToReplaceANonSocket) {
