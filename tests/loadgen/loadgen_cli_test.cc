@@ -91,6 +91,8 @@ TEST(LoadgenCli, MistakesAreOneLineAndExitTwo) {
       {{"--target", "127.0.0.1:1", "--json", dir.file("out"), "--hgrm", dir.path() + "/./out"},
        "same file"},
       {{"merge", "a.json", "b.json", "--json", "-", "--hgrm", "-"}, "same file"},
+      // A user's text echoed in the error stays on its one line.
+      {{"--target", "127.0.0.1:1", "--mode", "open\necholab-loadgen: forged"}, "--mode"},
   };
   for (const BadCommand& bad : cases) {
     SCOPED_TRACE(::testing::PrintToString(bad.args));
