@@ -27,6 +27,9 @@ struct Client {
   Fd fd;
   StreamSession session;
   Clock::time_point deadline;  // with --idle-timeout: closed if no message completes by then
+  // The peer shut its sending side (end of input): nothing more to read, but the echo owed
+  // is still sent before the connection closes.
+  bool input_ended = false;
 };
 
 class SelectLoop {
@@ -62,7 +65,7 @@ class SelectLoop {
       max_fd = std::max(max_fd, context_.socket);
     }
     for (const auto& [fd, client] : clients_) {
-      if (accepting && client->session.wants_input()) {
+      if (accepting && !client->input_ended && client->session.wants_input()) {
         FD_SET(fd, &readable);
       }
       if (client->session.has_output()) {
@@ -91,8 +94,10 @@ class SelectLoop {
         ++it;
         continue;
       }
-      const bool keep = (!FD_ISSET(fd, &readable) || on_readable(*it->second)) &&
-                        (!FD_ISSET(fd, &writable) || flush(*it->second));
+      Client& client = *it->second;
+      const bool keep = (!FD_ISSET(fd, &readable) || on_readable(client)) &&
+                        (!FD_ISSET(fd, &writable) || flush(client)) &&
+                        !(client.input_ended && !client.session.has_output());
       it = keep ? std::next(it) : close_client(it);
     }
     if (accepting && FD_ISSET(context_.socket, &readable)) {
@@ -166,8 +171,10 @@ class SelectLoop {
       case IoStatus::would_block:
         return true;
       case IoStatus::closed:
-        flush(client);  // answer what is complete; the peer may have only half-closed
-        return false;
+        // The peer may have only half-closed (nc -N, socat): it still reads, so everything
+        // complete is sent before closing, as select reports room, under the idle deadline.
+        client.input_ended = true;
+        return flush(client);
       case IoStatus::reset:
         ++counters_.peer_resets;
         return false;
