@@ -2,14 +2,18 @@
 // select() over the listener and every connection, with a StreamSession buffer per client.
 // Concurrency: readiness multiplexing, so many clients share one thread; any service cost
 // (--work) stalls them all. Limits: select() cannot watch a descriptor >= FD_SETSIZE (1024):
-// such a connection is refused (closed and counted), never put in an fd_set. Costs: each
-// call scans every watched descriptor, so per-message cost grows with the connection count.
+// such a connection is refused (closed and counted), never put in an fd_set, and the engine
+// refuses to start if its own listener or wake pipe is already past it (too many inherited
+// descriptors). Costs: each call scans every watched descriptor, so per-message cost grows
+// with the connection count.
 // Try it: echolab-server --engine select --protocol raw & nc 127.0.0.1 7007
 #include <sys/select.h>
 
 #include <chrono>
 #include <map>
 #include <memory>
+#include <stdexcept>
+#include <string>
 
 #include "core/error.h"
 #include "core/io.h"
@@ -32,11 +36,23 @@ struct Client {
   bool input_ended = false;
 };
 
+// FD_SET on a descriptor >= FD_SETSIZE writes past the fd_set: one the engine needs for
+// itself there means it cannot run at all.
+void require_watchable(int fd, const char* what) {
+  if (fd >= FD_SETSIZE) {
+    throw std::runtime_error("select: its " + std::string(what) + " is descriptor " + std::to_string(fd) +
+                             ", but select() can only watch descriptors below FD_SETSIZE (" +
+                             std::to_string(FD_SETSIZE) + "); start it with fewer open descriptors");
+  }
+}
+
 class SelectLoop {
  public:
   explicit SelectLoop(EngineContext& context) : context_(context) {}
 
   void run() {
+    require_watchable(context_.socket, "listening socket");
+    require_watchable(wake_fd(), "stop wake-up pipe");
     if (int err = set_nonblocking(context_.socket, true)) {
       throw sys_error("fcntl(O_NONBLOCK)", err);
     }
