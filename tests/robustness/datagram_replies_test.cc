@@ -68,8 +68,8 @@ Fd bound_non_reader(const SocketAddress& server) {
 void flood(int fd, const SocketAddress& server, int count) {
   for (int i = 0; i < count; ++i) {
     const auto datagram = numbered(0xffff0000u + static_cast<std::uint32_t>(i), 100);
-    [[maybe_unused]] const ssize_t n = ::sendto(fd, datagram.data(), datagram.size(), MSG_DONTWAIT,
-                                                server.get(), server.length);
+    [[maybe_unused]] const ssize_t n =
+        ::sendto(fd, datagram.data(), datagram.size(), MSG_DONTWAIT, server.get(), server.length);
   }
 }
 
@@ -178,7 +178,8 @@ std::string case_name(const testing::TestParamInfo<Case>& param_info) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, DatagramRepliesTest, testing::ValuesIn(all_cases()), case_name);
-INSTANTIATE_TEST_SUITE_P(Engines, UnboundClientTest, testing::ValuesIn(engine_names(Serves::datagrams)),
+INSTANTIATE_TEST_SUITE_P(Engines, UnboundClientTest,
+                         testing::ValuesIn(engine_names(Serves::datagrams)),
                          [](const auto& param_info) { return test_name_part(param_info.param); });
 
 // In a child process (the loop's stop state is process-wide): a bound socket whose read side

@@ -83,8 +83,8 @@ TEST_P(HalfCloseTest, EverythingOwedIsSentThenTheConnectionCloses) {
     }
     writer.join();
     ASSERT_TRUE(sent.ok()) << "send: " << sent.describe();
-    ASSERT_EQ(echo.size(), input.size()) << ended << " after " << echo.size() << " of "
-                                         << input.size() << " echo bytes";
+    ASSERT_EQ(echo.size(), input.size())
+        << ended << " after " << echo.size() << " of " << input.size() << " echo bytes";
     EXPECT_TRUE(echo == input) << "the echo differs from what was sent";
     // Flushed: the server has nothing left to say and must close, not hold the descriptor.
     const auto end = wait_for_peer_close(fd.get(), kCloseDeadline);
@@ -152,7 +152,8 @@ std::string case_name(const testing::TestParamInfo<Case>& param_info) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, HalfCloseTest, testing::ValuesIn(all_cases()), case_name);
-INSTANTIATE_TEST_SUITE_P(Engines, HalfCloseStopTest, testing::ValuesIn(engine_names(Serves::streams)),
+INSTANTIATE_TEST_SUITE_P(Engines, HalfCloseStopTest,
+                         testing::ValuesIn(engine_names(Serves::streams)),
                          [](const auto& param_info) { return test_name_part(param_info.param); });
 
 }  // namespace

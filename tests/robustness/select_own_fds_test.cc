@@ -54,8 +54,8 @@ StartResult check_refusal(Process& server, const ExitStatus& status) {
 StartResult run_select_with(int inherited) {
   SpawnOptions options;
   options.limits = {{RLIMIT_NOFILE, kFdLimit, kFdLimit}};
-  Process server({ECHOLAB_FD_HOLDER, std::to_string(inherited), robustness_server_binary(), "--engine",
-                  "select", "--listen", "127.0.0.1:0", "--protocol", "raw"},
+  Process server({ECHOLAB_FD_HOLDER, std::to_string(inherited), robustness_server_binary(),
+                  "--engine", "select", "--listen", "127.0.0.1:0", "--protocol", "raw"},
                  options);
   if (!server.wait_for_stdout_line(kReadyTimeout)) {
     if (auto status = server.wait_for_exit(kExitDeadline)) {
@@ -89,7 +89,8 @@ StartResult run_select_with(int inherited) {
     return {Outcome::failed, "no exit within 5 s of SIGTERM"};
   }
   if (!status->success()) {
-    return {Outcome::failed, "SIGTERM: " + status->describe() + ", stderr: " + server.stderr_text()};
+    return {Outcome::failed,
+            "SIGTERM: " + status->describe() + ", stderr: " + server.stderr_text()};
   }
   return {Outcome::served, ""};
 }
