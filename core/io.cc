@@ -163,7 +163,8 @@ IoResult send_datagram(int fd, std::span<const std::byte> data, const SocketAddr
                        Counters& counters) {
   for (;;) {
     counters.count(Syscall::sendto);
-    const ssize_t n = ::sendto(fd, data.data(), data.size(), MSG_NOSIGNAL, to.get(), to.length);
+    const ssize_t n =
+        ::sendto(fd, data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT, to.get(), to.length);
     if (n >= 0) {
       return IoResult{IoStatus::ok, static_cast<std::size_t>(n), 0};
     }
@@ -171,6 +172,36 @@ IoResult send_datagram(int fd, std::span<const std::byte> data, const SocketAddr
       return failure(errno);
     }
   }
+}
+
+bool undeliverable(int err) {
+  switch (err) {
+    case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+    case EWOULDBLOCK:
+#endif
+    case ECONNREFUSED:  // a unix client closed its socket, or an ICMP error was queued
+    case ENOENT:        // a unix client's socket file was removed
+    case EPERM:         // a unix client connected to another socket; or a firewall rule
+    case ENOBUFS:
+    case ENOMEM:
+    case ECONNRESET:
+    case ENOTCONN:
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+    case EHOSTDOWN:
+    case ENETDOWN:
+    case EADDRNOTAVAIL:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool read_side_shut(int fd, Counters& counters) {
+  pollfd state{fd, POLLRDHUP, 0};
+  counters.count(Syscall::poll);
+  return ::poll(&state, 1, 0) > 0 && (state.revents & POLLRDHUP) != 0;
 }
 
 AcceptResult accept_connection(int listen_fd, Counters& counters, bool nonblocking) {

@@ -45,8 +45,21 @@ struct DatagramResult {
 // with its real size instead of silently cut.
 [[nodiscard]] DatagramResult receive_datagram(int fd, std::span<std::byte> buffer,
                                               SocketAddress& from, Counters& counters);
+// Never blocks (MSG_DONTWAIT), even on a blocking socket: a peer that does not read (a unix
+// datagram client's queue holds about ten) must not stall a server serving everyone else.
+// would_block (EAGAIN) then means the reply was not delivered; so does any failure for
+// which undeliverable() holds.
 [[nodiscard]] IoResult send_datagram(int fd, std::span<const std::byte> data,
                                      const SocketAddress& to, Counters& counters);
+
+// A datagram reply failed because of its destination (its queue is full, it is gone, it is
+// unreachable, or memory is short for now), not because of the server's own socket: the
+// reply is dropped and the next datagram served.
+[[nodiscard]] bool undeliverable(int err);
+
+// True once the socket's read side has been shut down (poll reports POLLRDHUP): every
+// further recvfrom returns 0 at once, and waiting for a datagram is over for good.
+[[nodiscard]] bool read_side_shut(int fd, Counters& counters);
 
 // The outcome of accept_connection.
 struct AcceptResult {

@@ -2,14 +2,18 @@
 // select() over the listener and every connection, with a StreamSession buffer per client.
 // Concurrency: readiness multiplexing, so many clients share one thread; any service cost
 // (--work) stalls them all. Limits: select() cannot watch a descriptor >= FD_SETSIZE (1024):
-// such a connection is refused (closed and counted), never put in an fd_set. Costs: each
-// call scans every watched descriptor, so per-message cost grows with the connection count.
+// such a connection is refused (closed and counted), never put in an fd_set, and the engine
+// refuses to start if its own listener or wake pipe is already past it (too many inherited
+// descriptors). Costs: each call scans every watched descriptor, so per-message cost grows
+// with the connection count.
 // Try it: echolab-server --engine select --protocol raw & nc 127.0.0.1 7007
 #include <sys/select.h>
 
 #include <chrono>
 #include <map>
 #include <memory>
+#include <stdexcept>
+#include <string>
 
 #include "core/error.h"
 #include "core/io.h"
@@ -27,13 +31,28 @@ struct Client {
   Fd fd;
   StreamSession session;
   Clock::time_point deadline;  // with --idle-timeout: closed if no message completes by then
+  // The peer shut its sending side (end of input): nothing more to read, but the echo owed
+  // is still sent before the connection closes.
+  bool input_ended = false;
 };
+
+// FD_SET on a descriptor >= FD_SETSIZE writes past the fd_set: one the engine needs for
+// itself there means it cannot run at all.
+void require_watchable(int fd, const char* what) {
+  if (fd >= FD_SETSIZE) {
+    throw std::runtime_error("select: its " + std::string(what) + " is descriptor " + std::to_string(fd) +
+                             ", but select() can only watch descriptors below FD_SETSIZE (" +
+                             std::to_string(FD_SETSIZE) + "); start it with fewer open descriptors");
+  }
+}
 
 class SelectLoop {
  public:
   explicit SelectLoop(EngineContext& context) : context_(context) {}
 
   void run() {
+    require_watchable(context_.socket, "listening socket");
+    require_watchable(wake_fd(), "stop wake-up pipe");
     if (int err = set_nonblocking(context_.socket, true)) {
       throw sys_error("fcntl(O_NONBLOCK)", err);
     }
@@ -62,7 +81,7 @@ class SelectLoop {
       max_fd = std::max(max_fd, context_.socket);
     }
     for (const auto& [fd, client] : clients_) {
-      if (accepting && client->session.wants_input()) {
+      if (accepting && !client->input_ended && client->session.wants_input()) {
         FD_SET(fd, &readable);
       }
       if (client->session.has_output()) {
@@ -91,8 +110,10 @@ class SelectLoop {
         ++it;
         continue;
       }
-      const bool keep = (!FD_ISSET(fd, &readable) || on_readable(*it->second)) &&
-                        (!FD_ISSET(fd, &writable) || flush(*it->second));
+      Client& client = *it->second;
+      const bool keep = (!FD_ISSET(fd, &readable) || on_readable(client)) &&
+                        (!FD_ISSET(fd, &writable) || flush(client)) &&
+                        !(client.input_ended && !client.session.has_output());
       it = keep ? std::next(it) : close_client(it);
     }
     if (accepting && FD_ISSET(context_.socket, &readable)) {
@@ -166,8 +187,10 @@ class SelectLoop {
       case IoStatus::would_block:
         return true;
       case IoStatus::closed:
-        flush(client);  // answer what is complete; the peer may have only half-closed
-        return false;
+        // The peer may have only half-closed (nc -N, socat): it still reads, so everything
+        // complete is sent before closing, as select reports room, under the idle deadline.
+        client.input_ended = true;
+        return flush(client);
       case IoStatus::reset:
         ++counters_.peer_resets;
         return false;
