@@ -154,11 +154,11 @@ class SelectLoop {
     const IoResult received = receive_some(client.fd.get(), client.session.receive_buffer(), counters_);
     switch (received.status) {
       case IoStatus::ok: {
-        const std::uint64_t messages_before = counters_.messages;
         if (!client.session.commit_received(received.bytes, counters_)) {
+          flush(client);  // the frames complete before a protocol error or a work cutoff
           return false;
         }
-        if (counters_.messages != messages_before) {
+        if (client.session.take_progress()) {
           client.deadline = Clock::now() + context_.config.idle_timeout;
         }
         return flush(client);
