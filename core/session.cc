@@ -33,8 +33,10 @@ StreamSession::StreamSession(const ProtocolConfig& config)
 
 void StreamSession::make_room() {
   // Once a frame's header is in, its payload gets all the room it still needs in one step:
-  // exactly its announced size, not a doubling that may reserve twice max_frame.
-  const std::size_t want = std::max<std::size_t>(kMinReceiveSpace, decoder_.remaining());
+  // exactly its announced size, not a doubling that may reserve twice max_frame, and no
+  // second reservation for its last bytes (two copies of a frame, however briefly).
+  const std::size_t remaining = decoder_.remaining();
+  const std::size_t want = remaining > 0 ? remaining : kMinReceiveSpace;
   if (capacity_ - filled_ >= want) {
     return;
   }

@@ -238,8 +238,14 @@ TEST(StreamSession, OnePartialMaxSizeFrameCostsItsSize) {
     Counters counters;
     auto input = frame(max_frame, 5);
     input.pop_back();
+    std::size_t reservations = 0;  // for the frame: once its header is in, and only once
+    std::size_t last_capacity = 0;
     for (std::size_t pos = 0; pos < input.size();) {
       auto space = session.receive_buffer();
+      if (session.memory_bytes() != last_capacity && session.memory_bytes() >= max_frame) {
+        ++reservations;
+      }
+      last_capacity = session.memory_bytes();
       const std::size_t n = std::min<std::size_t>({space.size(), input.size() - pos, 64 * 1024});
       std::memcpy(space.data(), input.data() + pos, n);
       pos += n;
@@ -248,6 +254,7 @@ TEST(StreamSession, OnePartialMaxSizeFrameCostsItsSize) {
       ASSERT_LE(session.memory_bytes(), kFrameHeaderSize + max_frame + kSessionReceiveChunk) << "at " << pos;
     }
     EXPECT_LE(session.memory_bytes(), stream_memory_bound(config));
+    EXPECT_EQ(reservations, 1u) << "each reservation copies the frame so far";
   }
 }
 
