@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/stop.h"
+
 namespace echolab {
 namespace {
 
-constexpr std::size_t kInitialBuffer = 16 * 1024;
 constexpr std::size_t kMinReceiveSpace = 4 * 1024;
-constexpr std::size_t kReceiveChunk = 64 * 1024;
 // An idle connection keeps at most this much; a burst of big frames may grow it further.
 constexpr std::size_t kRetainedBuffer = 256 * 1024;
 
@@ -32,55 +32,99 @@ StreamSession::StreamSession(const ProtocolConfig& config)
     : config_(&config), decoder_(config.max_frame) {}
 
 void StreamSession::make_room() {
-  if (buffer_.size() - filled_ >= kMinReceiveSpace) {
+  // Once a frame's header is in, its payload gets all the room it still needs in one step:
+  // exactly its announced size, not a doubling that may reserve twice max_frame, and no
+  // second reservation for its last bytes (two copies of a frame, however briefly).
+  const std::size_t remaining = decoder_.remaining();
+  const std::size_t want = remaining > 0 ? remaining : kMinReceiveSpace;
+  if (capacity_ - filled_ >= want) {
     return;
   }
-  // Slide unsent bytes to the front before growing: the buffer stays as small as the data.
-  if (sent_ > 0) {
-    std::memmove(buffer_.data(), buffer_.data() + sent_, filled_ - sent_);
+  const std::size_t pending = filled_ - sent_;
+  if (capacity_ - pending >= want) {
+    // Sliding the unsent bytes to the front makes enough room without growing.
+    std::memmove(buffer_.get(), buffer_.get() + sent_, pending);
     ready_end_ -= sent_;
     filled_ -= sent_;
     sent_ = 0;
-    if (buffer_.size() - filled_ >= kMinReceiveSpace) {
-      return;
-    }
+    return;
   }
-  // Bounded: while wants_input() holds, ready bytes < output_cap and the frame in progress
-  // is at most max_frame + 4 bytes, so the buffer never passes output_cap + max_frame + 64K.
-  buffer_.resize(std::max({kInitialBuffer, buffer_.size() * 2, filled_ + kReceiveChunk}));
+  // Bounded (stream_memory_bound): pending is the ready output (under output_cap, since the
+  // engine only receives while wants_input()) plus the frame in progress so far; `want` is
+  // either the rest of that frame or one receive chunk.
+  reallocate(pending + std::max(want, kSessionReceiveChunk));
+}
+
+void StreamSession::reallocate(std::size_t capacity) {
+  // for_overwrite: pages of the new buffer cost memory only as received bytes fill them.
+  auto grown = std::make_unique_for_overwrite<std::byte[]>(capacity);
+  if (filled_ > sent_) {
+    std::memcpy(grown.get(), buffer_.get() + sent_, filled_ - sent_);
+  }
+  buffer_ = std::move(grown);
+  capacity_ = capacity;
+  ready_end_ -= sent_;
+  filled_ -= sent_;
+  sent_ = 0;
 }
 
 std::span<std::byte> StreamSession::receive_buffer() {
   make_room();
-  return {buffer_.data() + filled_, buffer_.size() - filled_};
+  return {buffer_.get() + filled_, capacity_ - filled_};
+}
+
+bool StreamSession::work_on_message(Counters& counters) {
+  // Past the cutoff the stop's drain deadline is near: what is left is not worked on, so
+  // that what was done can still be sent before the connection is closed regardless.
+  if (closing_ || work_cutoff_passed() || !perform_work(config_->work)) {
+    closing_ = true;
+    ++counters.messages_unanswered;
+    return false;
+  }
+  ++counters.messages;
+  return true;
 }
 
 bool StreamSession::commit_received(std::size_t n, Counters& counters) {
   counters.bytes_in += n;
-  const std::span<const std::byte> fresh(buffer_.data() + filled_, n);
+  const std::span<const std::byte> fresh(buffer_.get() + filled_, n);
   const std::size_t base = filled_;
   filled_ += n;
   if (config_->protocol == Protocol::raw) {
+    raw_unprogressed_ += n;
+    if (raw_unprogressed_ >= kRawProgressBytes) {
+      raw_unprogressed_ = 0;
+      progress_ = true;
+    }
     // RFC 862: each read is echoed as it is; a read is the message of the raw protocol.
-    ++counters.messages;
-    perform_work(config_->work);
+    if (!work_on_message(counters)) {
+      filled_ = ready_end_;
+      return false;
+    }
     ready_end_ = filled_;
     return true;
   }
   const auto status = decoder_.scan(fresh, [&](std::size_t end, std::uint32_t) {
-    ++counters.messages;
-    perform_work(config_->work);
-    ready_end_ = base + end;
+    progress_ = true;
+    if (work_on_message(counters)) {
+      ready_end_ = base + end;
+    }
   });
   if (status == FrameDecoder::Status::oversize) {
     ++counters.protocol_errors;
-    return false;
+    closing_ = true;
   }
-  return true;
+  return !closing_;
+}
+
+bool StreamSession::take_progress() {
+  const bool progressed = progress_;
+  progress_ = false;
+  return progressed;
 }
 
 std::span<const std::byte> StreamSession::output() const {
-  return {buffer_.data() + sent_, ready_end_ - sent_};
+  return {buffer_.get() + sent_, ready_end_ - sent_};
 }
 
 void StreamSession::commit_sent(std::size_t n, Counters& counters) {
@@ -88,9 +132,9 @@ void StreamSession::commit_sent(std::size_t n, Counters& counters) {
   sent_ += n;
   if (sent_ == filled_) {
     sent_ = ready_end_ = filled_ = 0;
-    if (buffer_.size() > kRetainedBuffer) {
-      buffer_.resize(kInitialBuffer);
-      buffer_.shrink_to_fit();
+    if (capacity_ > kRetainedBuffer) {
+      buffer_.reset();
+      capacity_ = 0;
     }
   }
 }
@@ -117,8 +161,11 @@ bool accept_datagram(std::span<const std::byte> datagram, bool truncated,
       return false;
     }
   }
+  if (work_cutoff_passed() || !perform_work(config.work)) {
+    ++counters.messages_unanswered;  // a stop cut the work off: no reply
+    return false;
+  }
   ++counters.messages;
-  perform_work(config.work);
   return true;
 }
 

@@ -4,6 +4,7 @@
 // receive into a session, send what it says is ready, and close when it says so.
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -35,18 +36,22 @@ struct ProtocolConfig {
 // One stream connection's echo state. Bytes are received straight into the session's
 // buffer; in framed mode they become sendable when their frame is complete (a frame split
 // over many reads is answered once, whole), in raw mode as soon as they arrive (RFC 862).
-// Memory is bounded by output_cap + max_frame + one receive chunk, and nothing is reserved
-// for a frame whose header announces more than max_frame.
+// Memory: see stream_memory_bound(). Nothing is reserved for a frame whose header announces
+// more than max_frame; a frame within the limit gets exactly its size once its header is in.
 class StreamSession {
  public:
   explicit StreamSession(const ProtocolConfig& config);
 
-  // Where the next recv() should write. Never empty while wants_input() is true.
+  // Where the next recv() should write. Call only while wants_input() is true; then never
+  // empty.
   [[nodiscard]] std::span<std::byte> receive_buffer();
 
   // Accounts for `n` bytes received into receive_buffer(). Completed messages get their
-  // simulated work done and become output. Returns false when the peer broke the protocol
-  // (the connection must be closed; it is counted in protocol_errors).
+  // simulated work done and become output. Returns false when the connection must close
+  // once output() is sent (the frames completed before the reason stay sendable):
+  // - the peer broke the protocol (counted in protocol_errors);
+  // - a stop's work cutoff passed (work_cutoff_passed() in core/stop.h): the complete
+  //   frames not yet worked on are counted in messages_unanswered and never sent.
   [[nodiscard]] bool commit_received(std::size_t n, Counters& counters);
 
   // Echo bytes ready to send, oldest first.
@@ -54,28 +59,61 @@ class StreamSession {
   void commit_sent(std::size_t n, Counters& counters);
 
   [[nodiscard]] bool has_output() const { return ready_end_ > sent_; }
-  // False while the ready output is over the cap: wait for the peer to read some.
-  [[nodiscard]] bool wants_input() const { return ready_end_ - sent_ < config_->output_cap; }
+  // False while the ready output is over the cap (wait for the peer to read some), and
+  // once commit_received returned false.
+  [[nodiscard]] bool wants_input() const {
+    return !closing_ && ready_end_ - sent_ < config_->output_cap;
+  }
   // True when the peer has no frame half-sent (a close now loses nothing it finished).
   [[nodiscard]] bool at_message_boundary() const;
+
+  // The one rule for --idle-timeout: true when the reads committed since the last call
+  // made progress that moves the connection's idle deadline, and clears it. Framed: a
+  // frame completed. Raw, where every read is a message: kRawProgressBytes received since
+  // the last progress, so a client trickling a byte now and then cannot hold the
+  // connection open (a minimum rate of kRawProgressBytes per idle timeout).
+  [[nodiscard]] bool take_progress();
+
   // Bytes held for this connection right now (capacity of its buffer).
-  [[nodiscard]] std::size_t memory_bytes() const { return buffer_.capacity(); }
+  [[nodiscard]] std::size_t memory_bytes() const { return capacity_; }
 
  private:
   void make_room();
+  void reallocate(std::size_t capacity);
+  // The work of one complete message; false (and counted unanswered) once a stop cut it off.
+  bool work_on_message(Counters& counters);
 
   const ProtocolConfig* config_;
   FrameDecoder decoder_;
-  std::vector<std::byte> buffer_;
+  // Not a std::vector: growing one zero-fills, so a frame's reservation would cost its
+  // memory before a byte of it arrived.
+  std::unique_ptr<std::byte[]> buffer_;
+  std::size_t capacity_ = 0;
   // buffer_[sent_, ready_end_) is sendable echo; [ready_end_, filled_) belongs to a frame
   // still arriving.
   std::size_t sent_ = 0;
   std::size_t ready_end_ = 0;
   std::size_t filled_ = 0;
+  std::size_t raw_unprogressed_ = 0;  // raw bytes received since the last progress
+  bool progress_ = false;
+  bool closing_ = false;
 };
 
+// Raw bytes a connection must send per --idle-timeout to keep it (see take_progress).
+inline constexpr std::size_t kRawProgressBytes = 16;
+// Receive space a session adds when it grows between frames (one recv's worth).
+inline constexpr std::size_t kSessionReceiveChunk = 64 * 1024;
+
+// The most memory_bytes() ever reaches while the engine receives only when wants_input():
+// the ready output under the cap, plus one frame in progress (header and payload), plus one
+// receive chunk.
+[[nodiscard]] constexpr std::size_t stream_memory_bound(const ProtocolConfig& config) {
+  return config.output_cap + kFrameHeaderSize + config.max_frame + kSessionReceiveChunk;
+}
+
 // What to do with one received datagram: echo it back whole, or drop it (already counted).
-// In framed mode the 4-byte prefix must equal the datagram's size minus 4.
+// In framed mode the 4-byte prefix must equal the datagram's size minus 4. Past a stop's
+// work cutoff the datagram is not worked on and counted in messages_unanswered.
 [[nodiscard]] bool accept_datagram(std::span<const std::byte> datagram, bool truncated,
                                    const ProtocolConfig& config, Counters& counters);
 

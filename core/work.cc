@@ -9,6 +9,7 @@
 
 #include "core/duration.h"
 #include "core/error.h"
+#include "core/stop.h"
 
 namespace echolab {
 namespace {
@@ -27,6 +28,15 @@ std::uint64_t spin(std::uint64_t iterations) {
     x ^= i;
   }
   return x;
+}
+
+// The longest a sleep goes without checking whether a stop cut the work off.
+constexpr std::chrono::nanoseconds kSleepSlice = std::chrono::milliseconds(20);
+
+std::int64_t monotonic_ns() {
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<std::int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
 }
 
 std::int64_t thread_cpu_ns() {
@@ -83,9 +93,9 @@ void calibrate_cpu_work() {
 
 double cpu_work_iterations_per_us() { return g_iterations_per_ns.load() * 1e3; }
 
-void perform_work(const WorkSpec& work) {
+bool perform_work(const WorkSpec& work) {
   if (work.none()) {
-    return;
+    return true;
   }
   if (work.kind == WorkSpec::Kind::cpu) {
     double rate = g_iterations_per_ns.load(std::memory_order_relaxed);
@@ -93,17 +103,32 @@ void perform_work(const WorkSpec& work) {
       calibrate_cpu_work();
       rate = g_iterations_per_ns.load();
     }
-    const auto iterations = static_cast<std::uint64_t>(rate * static_cast<double>(work.duration.count()));
-    g_sink.fetch_add(spin(iterations), std::memory_order_relaxed);
-    return;
+    auto left = static_cast<std::uint64_t>(rate * static_cast<double>(work.duration.count()));
+    const auto slice = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(rate * 1e6));
+    while (left > 0) {
+      if (work_cutoff_passed()) {
+        return false;
+      }
+      const std::uint64_t now = std::min(left, slice);
+      g_sink.fetch_add(spin(now), std::memory_order_relaxed);
+      left -= now;
+    }
+    return true;
   }
   // Absolute deadline: a signal interrupting the sleep does not restart the full wait.
-  timespec deadline{};
-  ::clock_gettime(CLOCK_MONOTONIC, &deadline);
-  const std::int64_t total = deadline.tv_nsec + work.duration.count();
-  deadline.tv_sec += total / 1'000'000'000;
-  deadline.tv_nsec = total % 1'000'000'000;
-  while (::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, nullptr) == EINTR) {
+  const std::int64_t deadline = monotonic_ns() + work.duration.count();
+  for (;;) {
+    if (work_cutoff_passed()) {
+      return false;
+    }
+    const std::int64_t now = monotonic_ns();
+    if (now >= deadline) {
+      return true;
+    }
+    const std::int64_t until = std::min(deadline, now + kSleepSlice.count());
+    const timespec wake{static_cast<time_t>(until / 1'000'000'000), static_cast<long>(until % 1'000'000'000)};
+    while (::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &wake, nullptr) == EINTR) {
+    }
   }
 }
 

@@ -27,8 +27,11 @@ void calibrate_cpu_work();
 
 // Does the work of one message on the calling thread. cpu: a fixed number of iterations of a
 // hashing loop sized to take `duration` of CPU time; sleep: clock_nanosleep for `duration`,
-// resumed after signals. Never throws.
-void perform_work(const WorkSpec& work);
+// resumed after signals. Both go in slices (about 1 ms of iterations, at most 20 ms of
+// sleep) and give up when a stop's work cutoff passes (work_cutoff_passed() in
+// core/stop.h), so a stop's drain deadline holds whatever the configured duration.
+// Returns false when the work was cut off that way. Never throws.
+[[nodiscard]] bool perform_work(const WorkSpec& work);
 
 // Iterations of the CPU kernel per microsecond, as calibrated (for reports).
 [[nodiscard]] double cpu_work_iterations_per_us();

@@ -21,8 +21,9 @@ std::atomic<bool> g_engine_failed{false};
 
 // With --idle-timeout, every blocking recv and send gets the time left until the
 // connection's deadline (SO_RCVTIMEO / SO_SNDTIMEO), so that a peer trickling a byte now and
-// then cannot hold a worker forever: only a completed message moves the deadline. Two extra
-// system calls per recv, paid only when the option is on.
+// then cannot hold a worker forever: only progress as the session defines it
+// (StreamSession::take_progress) moves the deadline. Two extra system calls per recv, paid
+// only when the option is on.
 bool arm_deadline(int fd, Clock::time_point deadline) {
   const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now());
   if (left.count() <= 0) {
@@ -70,13 +71,17 @@ void echo_until_done(int fd, const ServerConfig& config, Counters& counters) {
       return;
     }
     const IoResult received = receive_some(fd, session.receive_buffer(), counters);
-    const std::uint64_t messages_before = counters.messages;
     switch (received.status) {
       case IoStatus::ok:
         if (!session.commit_received(received.bytes, counters)) {
-          return;  // protocol error, counted by the session: close this connection only
+          // A protocol error or a stop's work cutoff (counted by the session): the frames
+          // complete before it are still answered, then this connection only is closed.
+          if (session.has_output()) {
+            flush_output(fd, session, counters);
+          }
+          return;
         }
-        if (timed && counters.messages != messages_before) {
+        if (timed && session.take_progress()) {
           deadline = Clock::now() + config.idle_timeout;
         }
         break;

@@ -175,11 +175,13 @@ class SelectLoop {
     const IoResult received = receive_some(client.fd.get(), client.session.receive_buffer(), counters_);
     switch (received.status) {
       case IoStatus::ok: {
-        const std::uint64_t messages_before = counters_.messages;
         if (!client.session.commit_received(received.bytes, counters_)) {
-          return false;
+          // A protocol error or a stop's work cutoff: the frames complete before it are still
+          // sent, as the peer reads them, before the connection closes.
+          client.input_ended = true;
+          return flush(client);
         }
-        if (counters_.messages != messages_before) {
+        if (client.session.take_progress()) {
           client.deadline = Clock::now() + context_.config.idle_timeout;
         }
         return flush(client);
