@@ -34,8 +34,8 @@ def parse_args(argv):
         "micro-benchmarks", "echolab-compare --microbench BASE CAND: two build folders (their bench/*_bench "
         "binaries run here, interleaved) or two Google Benchmark JSON files")
     micro.add_argument("--microbench", action="store_true", help="compare Google Benchmark micro-benchmarks")
-    micro.add_argument("--microbench-repetitions", type=int, default=3, metavar="N",
-                       help="--benchmark_repetitions of each run (default 3)")
+    micro.add_argument("--microbench-repetitions", type=int, default=5, metavar="N",
+                       help="--benchmark_repetitions of each run (default 5)")
     micro.add_argument("--microbench-rounds", type=int, default=3, metavar="N",
                        help="runs of each binary per build, A B then B A (default 3)")
     micro.add_argument("--microbench-min-time", type=float, default=0.05, metavar="SECONDS",

@@ -19,7 +19,7 @@ from .metrics import Metric
 
 BINARIES = ("core_bench", "histogram_bench")
 TIME_UNITS_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
-DEFAULT_THRESHOLD = 0.05
+DEFAULT_THRESHOLD = 0.10
 RUN_TIMEOUT_S = 300
 
 
