@@ -217,5 +217,28 @@ class CiCheckArguments(unittest.TestCase):
         self.assertIn("usage: bench/ci-check BASE_REF [HEAD_REF]", completed.stdout)
 
 
+class GateErrorRatesArguments(unittest.TestCase):
+    def test_mistakes_are_refused_before_anything_runs(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            build = os.path.join(tmp, "build")
+            for folder, name in (("servers", "echolab-server"), ("loadgen", "echolab-loadgen")):
+                os.makedirs(os.path.join(build, folder))
+                path = os.path.join(build, folder, name)
+                with open(path, "w") as f:
+                    f.write("#!/bin/sh\nexit 1\n")
+                os.chmod(path, 0o755)
+            out = os.path.join(tmp, "rates.json")
+            for args, says in ((["--runs", "0"], "--runs must be"),
+                               (["--build-dir", os.path.join(tmp, "nothing")], "no echolab-server"),
+                               (["--inject", ""], "--inject must name"),
+                               (["--inject", "'unclosed"], "--inject:"),
+                               (["--out", os.path.join(tmp, "no", "rates.json")], "--out: no folder")):
+                argv = ["--build-dir", build, "--out", out] + args
+                completed = run(sys.executable, GATE_RATES, *argv)
+                self.assertEqual(completed.returncode, 2, completed.stderr)
+                self.assertIn(says, completed.stderr.strip().splitlines()[-1])
+                self.assertFalse(os.path.exists(out))
+
+
 if __name__ == "__main__":
     unittest.main()
