@@ -227,7 +227,9 @@ def main(argv=None):
     progress.finish()
     if args.callgrind:
         manifest["callgrind"] = callgrind_mod.run(
-            cells, per_side if sides else {None: binaries}, [s.name for s in sides] if sides else [None], cpus,
+            # The counts' own repetitions measure their spread: an A/A side would add nothing.
+            cells, per_side if sides else {None: binaries},
+            [s.name for s in sides if s.role != "baseline-again"] if sides else [None], cpus,
             args.callgrind_messages, args.callgrind_repetitions, out_dir, progress.show)
         progress.finish()
     manifest["end_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
