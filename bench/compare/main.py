@@ -2,9 +2,10 @@
 cannot be compared, 3 inconclusive (too few repetitions, too much noise, or void cells)."""
 import argparse
 import json
+import os
 import sys
 
-from . import judge, load, metrics, report
+from . import callgrind, judge, load, metrics, microbench, report
 
 EXIT_PASS, EXIT_REGRESSION, EXIT_UNCOMPARABLE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 HOST_KEYS = ("cpu_model", "num_cpus", "kernel")
@@ -29,10 +30,37 @@ def parse_args(argv):
     parser.add_argument("--allow-different-hosts", action="store_true",
                         help="compare results measured on different machines anyway")
     parser.add_argument("--quiet", action="store_true", help="no console table")
+    micro = parser.add_argument_group(
+        "micro-benchmarks", "echolab-compare --microbench BASE CAND: two build folders (their bench/*_bench "
+        "binaries run here, interleaved) or two Google Benchmark JSON files")
+    micro.add_argument("--microbench", action="store_true", help="compare Google Benchmark micro-benchmarks")
+    micro.add_argument("--microbench-repetitions", type=int, default=5, metavar="N",
+                       help="--benchmark_repetitions of each run (default 5)")
+    micro.add_argument("--microbench-rounds", type=int, default=3, metavar="N",
+                       help="runs of each binary per build, A B then B A (default 3)")
+    micro.add_argument("--microbench-min-time", type=float, default=0.05, metavar="SECONDS",
+                       help="--benchmark_min_time (default 0.05)")
+    micro.add_argument("--microbench-filter", metavar="REGEX", help="--benchmark_filter")
+    micro.add_argument("--microbench-threshold", type=_fraction, default=microbench.DEFAULT_THRESHOLD,
+                       metavar="VALUE", help=f"smallest CPU-time growth that counts, e.g. 5%% (default "
+                                             f"{microbench.DEFAULT_THRESHOLD * 100:g}%%)")
+    micro.add_argument("--microbench-out", metavar="DIR",
+                       help="keep each build's runs there as Google Benchmark JSON (microbench-A/B.json)")
     args = parser.parse_args(argv)
+    if args.microbench and not (1 <= args.microbench_repetitions <= 100 and 1 <= args.microbench_rounds <= 100
+                                and 0 < args.microbench_min_time <= 60):
+        parser.error("--microbench-repetitions and --microbench-rounds must be 1 to 100, "
+                     "--microbench-min-time above 0 and at most 60")
     if len(args.inputs) > 2:
         parser.error("give BASELINE CANDIDATE, or one A/B result set")
     return args
+
+
+def _fraction(text):
+    try:
+        return metrics.parse_threshold("--microbench-threshold", text if text.strip().endswith("%") else float(text))
+    except (metrics.ConfigError, ValueError) as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _single_side(sides, path):
@@ -94,6 +122,31 @@ def settings_for(args, manifest):
     return settings
 
 
+def instruction_cells(args, settings, notes):
+    """The callgrind counts' cells (echolab-bench --callgrind), when the inputs have them."""
+    if not all(os.path.isdir(path) for path in args.inputs):
+        return []
+    if len(args.inputs) == 1:
+        runs = callgrind.load_runs(args.inputs[0])
+        if runs is None:
+            return []
+        sides = set(runs["values"]) | set(runs["failed"])
+        candidate = "B" if "B" in sides else "A2"
+        return callgrind.compare_cells(runs, runs, "A", candidate, settings, callgrind.METRIC in settings.gate)
+    base, cand = (callgrind.load_runs(path) for path in args.inputs)
+    if base is None and cand is None:
+        return []
+    if base is None or cand is None:
+        notes.append(f"callgrind counts only in {args.inputs[0] if cand is None else args.inputs[1]}: not compared")
+        return []
+    return callgrind.compare_cells(base, cand, _only_side(base), _only_side(cand), settings,
+                                   callgrind.METRIC in settings.gate)
+
+
+def _only_side(runs):
+    return next(iter(set(runs["values"]) | set(runs["failed"])), "")
+
+
 def compare(args):
     baseline, candidate, aa, manifest = pick_sides(args)
     settings = settings_for(args, manifest)
@@ -101,6 +154,7 @@ def compare(args):
     check_cells(baseline, candidate, aa, len(args.inputs) == 1)
     cells = [judge.compare_cell(cell, candidate.cells[key], settings, aa.cells[key] if aa else None)
              for key, cell in baseline.cells.items()]
+    cells += instruction_cells(args, settings, notes)
     for cell in cells:
         if cell["status"] == "skipped":
             notes.append(f"{cell['id']}: not compared: {cell['skipped_reason']}")
@@ -129,12 +183,13 @@ def _write(path, text):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        result = compare(args)
+        result = microbench.run(args, settings_for(args, None)) if args.microbench else compare(args)
         if args.markdown:
             _write(args.markdown, report.markdown(result))
         if args.json:
             _write(args.json, json.dumps(result, indent=1) + "\n")
-    except (Refusal, load.InputError, metrics.ConfigError) as error:
+    except (Refusal, load.InputError, metrics.ConfigError, callgrind.FormatError,
+            microbench.MicrobenchError) as error:
         print(f"echolab-compare: {error}", file=sys.stderr)
         return EXIT_UNCOMPARABLE
     if not args.quiet and "-" not in (args.markdown, args.json):

@@ -34,6 +34,10 @@ class Metric:
 #   informational by default.
 # - errors: an echo over loopback should have none; 0.1 % of the messages (absolute) is a
 #   regression.
+# - user-space instructions per message, counted by callgrind over a fixed number of messages
+#   (echolab-bench --callgrind): nearly deterministic, so 1 %; each side's own spread over its
+#   repetitions widens it (bench/compare/callgrind.py). Not a timing: it moves when the code
+#   does more work, whatever the machine's load.
 METRICS = [
     Metric("throughput", "throughput", "msg/s", "higher", 0.05),
     Metric("p50", "p50 latency", "µs", "lower", 0.05),
@@ -43,6 +47,7 @@ METRICS = [
     Metric("server_cpu_per_msg", "server CPU per message", "µs", "lower", 0.05),
     Metric("syscalls_per_msg", "system calls per message", "", "lower", 0.02, rule="deterministic"),
     Metric("ctxsw_per_msg", "context switches per message", "", "lower", 0.10, gate=False),
+    Metric("instructions_per_msg", "instructions per message", "", "lower", 0.01, rule="deterministic"),
 ]
 BY_NAME = {m.name: m for m in METRICS}
 

@@ -5,7 +5,7 @@ import os
 from . import stats
 from .judge import VERDICT_ORDER
 
-HEADLINE_METRICS = ("throughput", "p99")  # shown even when they pass: the numbers people ask
+HEADLINE_METRICS = ("throughput", "p99", "instructions_per_msg", "cpu_time")  # shown even when they pass
 
 
 def fmt_value(value):

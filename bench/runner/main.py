@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+from . import callgrind as callgrind_mod
 from . import cell as cells_mod
 from . import sides as sides_mod
 from . import spec as spec_mod
@@ -42,7 +43,21 @@ def parse_args(argv):
     ab.add_argument("--candidate-server-args", metavar="ARGS", help="extra server options of the candidate")
     ab.add_argument("--aa", action="store_true",
                     help="also run the baseline a second time (side A2), to measure the noise floor in the same job")
+    counts = parser.add_argument_group(
+        "instruction counts", "after the timed cells, count user-space instructions per message under callgrind")
+    counts.add_argument("--callgrind", action="store_true",
+                        help="per engine and side, a fixed-count run under valgrind --tool=callgrind "
+                             "(writes callgrind.json; echolab-compare judges instructions_per_msg)")
+    counts.add_argument("--callgrind-messages", type=int, default=callgrind_mod.DEFAULT_MESSAGES, metavar="N",
+                        help=f"messages per callgrind run (default {callgrind_mod.DEFAULT_MESSAGES})")
+    counts.add_argument("--callgrind-repetitions", type=int, default=callgrind_mod.DEFAULT_REPETITIONS,
+                        metavar="N", help="callgrind runs per engine and side, to measure their spread "
+                                          f"(default {callgrind_mod.DEFAULT_REPETITIONS})")
     args = parser.parse_args(argv)
+    if not 1 <= args.callgrind_messages <= 1000000:
+        parser.error("--callgrind-messages must be from 1 to 1000000")
+    if not 1 <= args.callgrind_repetitions <= 20:
+        parser.error("--callgrind-repetitions must be from 1 to 20")
     if args.duration is not None and args.duration <= 0:
         parser.error("--duration must be positive")
     if args.repetitions is not None and args.repetitions < 1:
@@ -157,6 +172,8 @@ def main(argv=None):
         cells = [c for c in cells if args.only in spec_mod.cell_id(c)]
         if not cells:
             raise SystemExit(f"echolab-bench: no cell id contains '{args.only}'")
+    if args.callgrind and not shutil.which("valgrind"):
+        raise SystemExit("echolab-bench: --callgrind needs valgrind (scripts/install-deps.sh installs it)")
     if args.list:
         for c in cells:
             print(spec_mod.cell_id(c))
@@ -208,6 +225,13 @@ def main(argv=None):
                 print(f"echolab-bench: {name} failed: {record['reason']}", file=sys.stderr)
         progress.done += 1
     progress.finish()
+    if args.callgrind:
+        manifest["callgrind"] = callgrind_mod.run(
+            # The counts' own repetitions measure their spread: an A/A side would add nothing.
+            cells, per_side if sides else {None: binaries},
+            [s.name for s in sides if s.role != "baseline-again"] if sides else [None], cpus,
+            args.callgrind_messages, args.callgrind_repetitions, out_dir, progress.show)
+        progress.finish()
     manifest["end_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     with open(os.path.join(out_dir, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)

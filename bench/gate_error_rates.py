@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""How often does the gate cry wolf, and how often does it catch a real regression?
+
+Runs the gate N times on one build against itself (A/A: every exit 1 is a false alarm) and N
+times against the same build with an injected cost per message (--candidate-server-args
+"--work cpu:2us" by default: every exit other than 1 is a miss), alternating the two kinds so
+that the machine's drift hits both, and writes the counts, the rates and every run's exit
+status and summary to results/gate-error-rates.json.
+
+    bench/gate_error_rates.py --build-dir build/release --runs 30
+
+Each run is a full echolab-bench A/B run of the spec (with --callgrind unless
+--no-callgrind), so 30 + 30 runs of the ci spec take a few hours on 2 cores."""
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+BENCH, COMPARE = os.path.join(HERE, "echolab-bench"), os.path.join(HERE, "echolab-compare")
+RUN_TIMEOUT_S = 3600
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="gate_error_rates.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--build-dir", default=os.path.join(REPO, "build", "release"),
+                        help="the build measured against itself (default build/release)")
+    parser.add_argument("--runs", type=int, default=30, metavar="N", help="runs of each kind (default 30)")
+    parser.add_argument("--spec", default="ci", help="the echolab-bench spec (default ci)")
+    parser.add_argument("--inject", default="--work cpu:2us", metavar="ARGS",
+                        help="the candidate's server options in the regression runs (default \"--work cpu:2us\")")
+    parser.add_argument("--no-callgrind", action="store_true", help="judge the timings alone")
+    parser.add_argument("--out", default=os.path.join(REPO, "results", "gate-error-rates.json"), metavar="FILE",
+                        help="where the rates go (default results/gate-error-rates.json)")
+    parser.add_argument("--keep", metavar="DIR", help="keep every run's result set under DIR")
+    args = parser.parse_args(argv)
+    if not 1 <= args.runs <= 1000:
+        parser.error("--runs must be from 1 to 1000")
+    try:
+        if not shlex.split(args.inject):
+            parser.error("--inject must name at least one server option")
+    except ValueError as error:
+        parser.error(f"--inject: {error}")
+    for name in ("echolab-server", "echolab-loadgen"):
+        folder = "servers" if name == "echolab-server" else "loadgen"
+        if not os.access(os.path.join(args.build_dir, folder, name), os.X_OK):
+            parser.error(f"no {name} in {args.build_dir}/{folder} (build first, or pass --build-dir)")
+    out_dir = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(out_dir):
+        parser.error(f"--out: no folder {out_dir}")
+    return args
+
+
+def one_run(args, kind, index, results):
+    run_id = f"{kind}-{index:03d}"
+    command = [sys.executable, BENCH, "--spec", args.spec, "--baseline", args.build_dir, "--candidate",
+               args.build_dir, "--out", results, "--run-id", run_id]
+    if kind == "injected":
+        command.append("--candidate-server-args=" + args.inject)
+    if not args.no_callgrind:
+        command.append("--callgrind")
+    started = time.monotonic()
+    bench = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    if bench.returncode != 0:
+        return {"kind": kind, "run_id": run_id, "exit_code": None,
+                "summary": "echolab-bench failed: " + (bench.stderr.strip().splitlines() or ["?"])[-1]}
+    verdict_path = os.path.join(results, run_id, "compare.json")
+    judged = subprocess.run([sys.executable, COMPARE, "--quiet", os.path.join(results, run_id), "--json",
+                             verdict_path], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
+    summary = ""
+    if os.path.isfile(verdict_path):
+        with open(verdict_path) as f:
+            summary = json.load(f).get("summary", "")
+    return {"kind": kind, "run_id": run_id, "exit_code": judged.returncode, "summary": summary or judged.stderr.strip(),
+            "seconds": round(time.monotonic() - started, 1)}
+
+
+def rates(runs):
+    def count(kind, codes):
+        return sum(1 for r in runs if r["kind"] == kind and r["exit_code"] in codes)
+    aa = sum(1 for r in runs if r["kind"] == "aa")
+    injected = sum(1 for r in runs if r["kind"] == "injected")
+    false_alarms, caught = count("aa", (1,)), count("injected", (1,))
+    return {"aa_runs": aa, "false_alarms": false_alarms,
+            "specificity": None if not aa else 1 - false_alarms / aa,
+            "injected_runs": injected, "caught": caught, "sensitivity": None if not injected else caught / injected,
+            "inconclusive": {"aa": count("aa", (3,)), "injected": count("injected", (3,))},
+            "failed": {"aa": count("aa", (2, None)), "injected": count("injected", (2, None))}}
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    results = args.keep or tempfile.mkdtemp(prefix="echolab-gate-rates-")
+    os.makedirs(results, exist_ok=True)
+    runs = []
+    for index in range(args.runs):
+        for kind in (("aa", "injected") if index % 2 == 0 else ("injected", "aa")):
+            runs.append(one_run(args, kind, index, results))
+            print(f"gate_error_rates: {kind} {index + 1}/{args.runs}: exit {runs[-1]['exit_code']}", file=sys.stderr)
+    document = {"schema": "echolab.gate-error-rates/1", "spec": args.spec, "build_dir": os.path.abspath(args.build_dir),
+                "inject": args.inject, "callgrind": not args.no_callgrind, "runs_per_kind": args.runs,
+                "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **rates(runs), "runs": runs}
+    with open(args.out, "w") as f:
+        json.dump(document, f, indent=1)
+    print(f"gate_error_rates: specificity {document['specificity']}, sensitivity {document['sensitivity']}; "
+          f"written to {args.out}")
+    if not args.keep:
+        shutil.rmtree(results, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
