@@ -3,7 +3,9 @@
 // teardown (threads, processes, readiness loops, reaping, joining) and nothing else: bytes
 // go through the core's StreamSession / accept_datagram, which alone know the protocol.
 #include <chrono>
+#include <initializer_list>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "core/address.h"
@@ -34,10 +36,50 @@ struct EngineContext {
 
 enum class Serves { streams, datagrams };
 
+// How many clients an engine serves at once, and so what a test or a plot may expect of it.
+enum class Concurrency {
+  one_at_a_time,   // one client (or datagram) at a time; the rest wait (iterative, iterative-udp)
+  pool,            // a fixed pool of --workers, each serving one client at a time
+  per_connection,  // a process or thread per client, up to its cap_option
+  multiplexed,     // readiness loops: every client at once on one or a few threads
+};
+[[nodiscard]] std::string_view to_string(Concurrency concurrency);
+
+// A set of transports, one bit per Transport.
+class TransportSet {
+ public:
+  constexpr TransportSet(std::initializer_list<Transport> transports) {
+    for (Transport transport : transports) {
+      bits_ |= bit(transport);
+    }
+  }
+  [[nodiscard]] constexpr bool contains(Transport transport) const { return (bits_ & bit(transport)) != 0; }
+
+ private:
+  static constexpr unsigned bit(Transport transport) { return 1u << static_cast<unsigned>(transport); }
+  unsigned bits_ = 0;
+};
+
+// The descriptor numbers an engine can watch: all of them, or those below a limit.
+struct DescriptorLimit {
+  int below = -1;             // -1: no limit
+  std::string_view name;      // what the limit is called ("FD_SETSIZE")
+};
+
+// One row of the engine table: everything the other layers (the command line, the bench
+// specs, the plots, the README and the tests) know of an engine, so that none of them has
+// to compare its name. `echolab-server --list-engines --json` prints the table.
 struct EngineInfo {
-  std::string_view name;         // --engine NAME and the key in JSON results
-  std::string_view description;  // one line: the pattern and where its concurrency comes from
+  std::string_view name;                // --engine NAME and the key in JSON results
+  std::string_view pattern;             // one line: what the server does
+  std::string_view concurrency_source;  // where its concurrency comes from
+  std::string_view costs;               // what it costs, and its known limits
   Serves serves;
+  TransportSet transports;
+  Concurrency concurrency;
+  std::string_view cap_option;          // the option bounding live clients ("--workers"...), or ""
+  bool connections_in_children;         // its connections are served in forked processes
+  DescriptorLimit descriptors;          // the descriptors it can watch at all
   // A real probe: can this engine run on this machine and build?
   bool (*available)();
   // Serves until stop_requested(), then closes or finishes its connections, reaps its
@@ -49,5 +91,7 @@ struct EngineInfo {
 [[nodiscard]] std::span<const EngineInfo> engines();
 [[nodiscard]] const EngineInfo* find_engine(std::string_view name);
 [[nodiscard]] bool serves_transport(const EngineInfo& engine, Transport transport);
+// "tcp, unix-stream": the transports the engine serves, in Transport order.
+[[nodiscard]] std::string transport_list(const EngineInfo& engine);
 
 }  // namespace echolab

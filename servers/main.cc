@@ -23,11 +23,53 @@ using namespace echolab;
 
 namespace {
 
-void print_engines() {
+nlohmann::json engine_table() {
+  nlohmann::json table = nlohmann::json::array();
   for (const EngineInfo& engine : engines()) {
-    std::cout << engine.name << std::string(16 - std::min<std::size_t>(15, engine.name.size()), ' ')
-              << (engine.serves == Serves::streams ? "[tcp, unix-stream] " : "[udp, unix-dgram]  ")
-              << engine.description << (engine.available() ? "" : " (not available here)") << '\n';
+    nlohmann::json transports = nlohmann::json::array();
+    for (Transport transport : {Transport::tcp, Transport::udp, Transport::unix_stream, Transport::unix_dgram}) {
+      if (serves_transport(engine, transport)) {
+        transports.push_back(to_string(transport));
+      }
+    }
+    table.push_back({{"name", engine.name},
+                     {"pattern", engine.pattern},
+                     {"concurrency_source", engine.concurrency_source},
+                     {"costs", engine.costs},
+                     {"serves", engine.serves == Serves::streams ? "streams" : "datagrams"},
+                     {"transports", transports},
+                     {"concurrency", to_string(engine.concurrency)},
+                     {"cap_option", engine.cap_option.empty() ? nlohmann::json(nullptr) : nlohmann::json(engine.cap_option)},
+                     {"connections_in_children", engine.connections_in_children},
+                     {"descriptors_below", engine.descriptors.below < 0 ? nlohmann::json(nullptr)
+                                                                        : nlohmann::json(engine.descriptors.below)},
+                     {"available", engine.available()}});
+  }
+  return table;
+}
+
+void print_engines(bool json) {
+  if (json) {
+    std::cout << engine_table().dump(2) << '\n';
+    return;
+  }
+  for (const EngineInfo& engine : engines()) {
+    const std::string transports = "[" + transport_list(engine) + "] ";
+    std::cout << engine.name << std::string(16 - std::min<std::size_t>(15, engine.name.size()), ' ') << transports
+              << std::string(20 - std::min<std::size_t>(19, transports.size()), ' ') << engine.pattern
+              << (engine.available() ? "" : " (not available here)") << '\n';
+  }
+}
+
+// An engine that can watch descriptors only up to a limit (select: FD_SETSIZE) cannot serve at
+// all when its own listener or wake pipe is past it: refused before the ready line, so that a
+// caller never sees a server announce itself and then fail.
+void require_watchable(const EngineInfo& engine, int fd, const char* what) {
+  const DescriptorLimit& limit = engine.descriptors;
+  if (limit.below >= 0 && fd >= limit.below) {
+    throw std::runtime_error("engine " + std::string(engine.name) + " can only watch descriptors below " +
+                             std::string(limit.name) + " (" + std::to_string(limit.below) + "), but its " + what +
+                             " is descriptor " + std::to_string(fd) + "; start it with fewer open descriptors");
   }
 }
 
@@ -119,6 +161,8 @@ int serve(const ServerCommandLine& line) {
   }
   SharedStats stats;
   Listener listener = open_listener(line.config.listen, line.config.transport, line.config.socket);
+  require_watchable(engine, listener.fd(), "listening socket");
+  require_watchable(engine, wake_fd(), "stop wake-up pipe");
   watch_for_stop(StopSlot::listener, listener.fd());
   std::printf("echolab-server listening %s %s\n", std::string(to_string(line.config.transport)).c_str(),
               listener.address().c_str());
@@ -146,7 +190,7 @@ int main(int argc, char** argv) {
                   << kBuildFlags << ")\n";
         return 0;
       case ServerCommandLine::Action::list_engines:
-        print_engines();
+        print_engines(line.json);
         return 0;
       case ServerCommandLine::Action::serve:
         break;

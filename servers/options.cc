@@ -25,6 +25,17 @@ T checked(const po::variables_map& values, const char* name, long long low, long
 }
 
 
+// "prefork, prethread": the engines whose live clients `option` bounds, for the help text.
+std::string engines_capped_by(std::string_view option) {
+  std::string names;
+  for (const EngineInfo& engine : engines()) {
+    if (engine.cap_option == option) {
+      names += (names.empty() ? "" : ", ") + std::string(engine.name);
+    }
+  }
+  return names;
+}
+
 }  // namespace
 
 ServerCommandLine parse_server_command_line(int argc, const char* const* argv) {
@@ -34,16 +45,19 @@ ServerCommandLine parse_server_command_line(int argc, const char* const* argv) {
   options.add_options()
       ("help,h", "show this help")
       ("version", "print version, git commit and build flags")
-      ("list-engines", "list the engines, one per line: name, transports, description")
+      ("list-engines", "list the engines, one per line: name, transports, pattern")
+      ("json", "with --list-engines: the whole engine table as JSON")
       ("engine,e", po::value(&line.engine)->default_value(line.engine), "concurrency model (see --list-engines)")
       ("listen,l", po::value<std::string>()->default_value("127.0.0.1:7007"),
        "HOST:PORT, [IPV6]:PORT ([::]:PORT is dual stack) or unix:/path; port 0 picks a free port")
       ("transport,t", po::value<std::string>(), "tcp | udp | unix-stream | unix-dgram (default: from the engine and address)")
       ("protocol,p", po::value<std::string>()->default_value("framed"),
        "framed (4-byte big-endian length + payload) | raw (RFC 862: bytes echoed as they come)")
-      ("workers,w", po::value<long long>()->default_value(4), "pool size of udp-pool, prefork, prethread")
-      ("max-children", po::value<long long>()->default_value(64), "live children of fork; more wait in the backlog")
-      ("max-threads", po::value<long long>()->default_value(64), "live threads of thread; more wait in the backlog")
+      ("workers,w", po::value<long long>()->default_value(4), ("pool size of " + engines_capped_by("--workers")).c_str())
+      ("max-children", po::value<long long>()->default_value(64),
+       ("live children of " + engines_capped_by("--max-children") + "; more wait in the backlog").c_str())
+      ("max-threads", po::value<long long>()->default_value(64),
+       ("live threads of " + engines_capped_by("--max-threads") + "; more wait in the backlog").c_str())
       ("work", po::value<std::string>()->default_value("none"), "service cost per message: none | cpu:50us | sleep:2ms")
       ("max-frame", po::value<long long>()->default_value(kDefaultMaxFrame), "largest frame payload, bytes; bigger closes the connection")
       ("output-cap", po::value<long long>()->default_value(256 * 1024), "echo bytes held per connection before it stops reading")
@@ -80,7 +94,11 @@ ServerCommandLine parse_server_command_line(int argc, const char* const* argv) {
   }
   if (values.count("list-engines")) {
     line.action = ServerCommandLine::Action::list_engines;
+    line.json = values.count("json") != 0;
     return line;
+  }
+  if (values.count("json")) {
+    throw UsageError("--json goes with --list-engines (the counters file is --stats-json)");
   }
   const EngineInfo* engine = find_engine(line.engine);
   if (engine == nullptr) {
@@ -102,8 +120,7 @@ ServerCommandLine parse_server_command_line(int argc, const char* const* argv) {
   }
   if (!serves_transport(*engine, config.transport)) {
     throw UsageError("engine " + line.engine + " cannot serve " + std::string(to_string(config.transport)) +
-                     (engine->serves == Serves::streams ? ": it serves tcp and unix-stream"
-                                                        : ": it serves udp and unix-dgram"));
+                     ": it serves " + transport_list(*engine));
   }
   if (!engine->available()) {
     throw UsageError("engine " + line.engine + " is not available on this machine");

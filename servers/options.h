@@ -15,6 +15,7 @@ struct ServerCommandLine {
   std::string engine = "iterative";
   std::string stats_json;  // empty: no stats file; "-": stdout
   bool verbose = false;
+  bool json = false;  // --list-engines --json
 };
 
 // Parses and validates argv (flags, ranges, engine/transport compatibility). Throws

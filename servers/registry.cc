@@ -1,5 +1,9 @@
-// The one table of engines. Explicit rather than self-registering: static registration
-// silently drops engines that live in a static library.
+// The one table of engines, and the only place that knows them. Explicit rather than
+// self-registering: static registration silently drops engines that live in a static library.
+// Everything else (the command line, bench specs, plots, the README table, the tests) reads
+// these rows, through engines() or `echolab-server --list-engines --json`.
+#include <sys/select.h>
+
 #include <array>
 
 #include "servers/engine.h"
@@ -10,26 +14,71 @@ namespace {
 
 bool always_available() { return true; }
 
+constexpr TransportSet kStreams{Transport::tcp, Transport::unix_stream};
+constexpr TransportSet kDatagrams{Transport::udp, Transport::unix_dgram};
+constexpr DescriptorLimit kNoLimit{};
+
 constexpr std::array kEngines = {
-    EngineInfo{"iterative", "one client at a time: accept, echo until it leaves, accept again",
-               Serves::streams, always_available, run_iterative},
-    EngineInfo{"iterative-udp", "one thread in recvfrom/sendto on one datagram socket",
-               Serves::datagrams, always_available, run_iterative_udp},
-    EngineInfo{"udp-pool", "--workers threads blocking in recvfrom on one shared datagram socket",
-               Serves::datagrams, always_available, run_udp_pool},
-    EngineInfo{"prefork", "--workers processes forked at start, all blocking in accept() on one socket",
-               Serves::streams, always_available, run_prefork},
-    EngineInfo{"prethread", "--workers threads created at start, all blocking in accept() on one socket",
-               Serves::streams, always_available, run_prethread},
-    EngineInfo{"fork", "accept, then fork a child per connection (capped by --max-children)",
-               Serves::streams, always_available, run_fork},
-    EngineInfo{"thread", "accept, then a thread per connection (capped by --max-threads)",
-               Serves::streams, always_available, run_thread},
-    EngineInfo{"select", "one thread multiplexing non-blocking sockets with select()",
-               Serves::streams, always_available, run_select},
+    EngineInfo{"iterative", "accept one client, echo until it leaves, accept the next (the lecture's TCP server)",
+               "none: other clients wait in the listen backlog",
+               "nothing per connection; one slow client stalls everyone", Serves::streams, kStreams,
+               Concurrency::one_at_a_time, "", false, kNoLimit, always_available, run_iterative},
+    EngineInfo{"iterative-udp", "one thread in `recvfrom`/`sendto` (the lecture's UDP server)",
+               "none, and none is needed while each datagram is cheap",
+               "any service time delays every client; overflow is dropped by the socket buffer",
+               Serves::datagrams, kDatagrams, Concurrency::one_at_a_time, "", false, kNoLimit, always_available,
+               run_iterative_udp},
+    EngineInfo{"udp-pool", "`--workers` threads blocking in `recvfrom` on one shared socket",
+               "the pool: the kernel hands each datagram to one waiting thread",
+               "threads contend on one receive queue", Serves::datagrams, kDatagrams, Concurrency::pool,
+               "--workers", false, kNoLimit, always_available, run_udp_pool},
+    EngineInfo{"prefork", "`--workers` processes forked at start, all blocking in `accept()` on one socket",
+               "the processes: at most `--workers` clients served at once",
+               "a process per worker; nothing per connection", Serves::streams, kStreams, Concurrency::pool,
+               "--workers", true, kNoLimit, always_available, run_prefork},
+    EngineInfo{"prethread", "the same with threads", "the threads: at most `--workers` clients at once",
+               "a stack per worker; nothing per connection", Serves::streams, kStreams, Concurrency::pool,
+               "--workers", false, kNoLimit, always_available, run_prethread},
+    EngineInfo{"fork", "accept, then `fork()` a child per connection; SIGCHLD-driven reaping",
+               "one process per client, capped by `--max-children` (the rest wait in the backlog)",
+               "a `fork()` per connection", Serves::streams, kStreams, Concurrency::per_connection,
+               "--max-children", true, kNoLimit, always_available, run_fork},
+    EngineInfo{"thread", "accept, then a thread per connection", "one thread per client, capped by `--max-threads`",
+               "a thread creation and a stack per connection", Serves::streams, kStreams,
+               Concurrency::per_connection, "--max-threads", false, kNoLimit, always_available, run_thread},
+    EngineInfo{"select", "one thread, non-blocking sockets, `select()` with a buffer per client",
+               "readiness multiplexing: many clients share one thread",
+               "each call scans every descriptor; fds ≥ FD_SETSIZE (1024) are refused and counted; any "
+               "service time stalls everyone",
+               Serves::streams, kStreams, Concurrency::multiplexed, "", false, DescriptorLimit{FD_SETSIZE, "FD_SETSIZE"}, always_available,
+               run_select},
+    EngineInfo{"poll", "select's loop over `poll()`, one entry per descriptor", "readiness multiplexing: many clients share one thread",
+               "each call hands the kernel every watched descriptor; no FD_SETSIZE limit; any service time "
+               "stalls everyone",
+               Serves::streams, kStreams, Concurrency::multiplexed, "", false, kNoLimit, always_available,
+               run_poll},
+    EngineInfo{"epoll", "one thread, level-triggered `epoll`, interest changed only when it changes",
+               "readiness multiplexing: many clients share one thread",
+               "a wait costs what is ready, not what is watched; any service time stalls everyone",
+               Serves::streams, kStreams, Concurrency::multiplexed, "", false, kNoLimit, always_available,
+               run_epoll},
 };
 
 }  // namespace
+
+std::string_view to_string(Concurrency concurrency) {
+  switch (concurrency) {
+    case Concurrency::one_at_a_time:
+      return "one-at-a-time";
+    case Concurrency::pool:
+      return "pool";
+    case Concurrency::per_connection:
+      return "per-connection";
+    case Concurrency::multiplexed:
+      return "multiplexed";
+  }
+  return "?";
+}
 
 std::span<const EngineInfo> engines() { return kEngines; }
 
@@ -42,8 +91,16 @@ const EngineInfo* find_engine(std::string_view name) {
   return nullptr;
 }
 
-bool serves_transport(const EngineInfo& engine, Transport transport) {
-  return (engine.serves == Serves::streams) == is_stream(transport);
+bool serves_transport(const EngineInfo& engine, Transport transport) { return engine.transports.contains(transport); }
+
+std::string transport_list(const EngineInfo& engine) {
+  std::string list;
+  for (Transport transport : {Transport::tcp, Transport::udp, Transport::unix_stream, Transport::unix_dgram}) {
+    if (engine.transports.contains(transport)) {
+      list += (list.empty() ? "" : ", ") + std::string(to_string(transport));
+    }
+  }
+  return list;
 }
 
 }  // namespace echolab

@@ -13,5 +13,7 @@ void run_prethread(EngineContext& context);
 void run_fork(EngineContext& context);
 void run_thread(EngineContext& context);
 void run_select(EngineContext& context);
+void run_poll(EngineContext& context);
+void run_epoll(EngineContext& context);
 
 }  // namespace echolab

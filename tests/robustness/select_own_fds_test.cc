@@ -77,7 +77,8 @@ StartResult run_select_with(int inherited) {
     client = error.what();  // the listener was already gone: the refusal's exit
   }
   if (auto status = server.wait_for_exit(milliseconds(500))) {
-    return check_refusal(server, *status);
+    // A refusal must come before the ready line: a caller that saw it would count on a server.
+    return {Outcome::failed, "announced itself, then exited " + status->describe() + ": " + server.stderr_text()};
   }
   // Running: the client was served, or refused at once as its descriptor is past the limit.
   if (client.find("timed out") != std::string::npos) {

@@ -1,0 +1,263 @@
+#include "servers/readiness/loop.h"
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/io.h"
+#include "core/socket.h"
+#include "core/stop.h"
+#include "servers/connection.h"
+
+namespace echolab {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// How often a draining loop looks at the clock while it waits for slow readers.
+constexpr std::chrono::milliseconds kDrainSlice{100};
+
+struct Client {
+  Client(Fd socket, const ProtocolConfig& protocol, Clock::time_point idle_deadline)
+      : fd(std::move(socket)), session(protocol), deadline(idle_deadline) {}
+
+  Fd fd;
+  StreamSession session;
+  Clock::time_point deadline;  // with --idle-timeout: closed when no progress is made by then
+  // Nothing more is read: the peer ended its input (a half-close, as `nc -N` does), or the
+  // session ended the connection (a protocol error, a stop's work cutoff). What is owed is
+  // still sent, as the peer reads it, and then the connection closes.
+  bool input_ended = false;
+};
+
+class ReadinessLoop {
+ public:
+  ReadinessLoop(EngineContext& context, Poller& poller, LoopPlace place)
+      : context_(context), poller_(poller), place_(place) {}
+
+  void run() {
+    require_watchable(place_.listener, "listening socket");
+    require_watchable(wake_fd(), "stop wake-up pipe");
+    if (int err = set_nonblocking(place_.listener, true)) {
+      throw sys_error("fcntl(O_NONBLOCK)", err);
+    }
+    watch_own(wake_fd());
+    watch_own(place_.listener);
+    while (!stop_requested()) {
+      wait_and_dispatch(timed() ? time_to_next_deadline() : std::chrono::milliseconds(-1));
+    }
+    stopping_ = true;
+    poller_.forget(place_.listener);
+    drain_before_closing();
+    for (auto& client : clients_) {
+      if (client) {
+        close_client(*client);
+      }
+    }
+    poller_.take_counts(counters_);
+    context_.stats.add(counters_, place_.worker);
+  }
+
+ private:
+  void require_watchable(int fd, const char* what) const {
+    if (!poller_.can_watch(fd)) {
+      throw std::runtime_error("its " + std::string(what) + " is descriptor " + std::to_string(fd) +
+                               ", which this engine cannot watch; start it with fewer open descriptors");
+    }
+  }
+
+  void watch_own(int fd) {
+    if (const std::error_code error = poller_.watch(fd, /*read=*/true, /*write=*/false)) {
+      throw std::system_error(error, "watch descriptor " + std::to_string(fd));
+    }
+  }
+
+  void wait_and_dispatch(std::chrono::milliseconds timeout) {
+    poller_.wait(timeout, ready_, counters_);
+    if (timed()) {
+      close_idle_clients();
+    }
+    for (const Readiness& event : ready_) {
+      if (event.fd == wake_fd()) {
+        drain_wake_fd();
+        // Loops of other threads may watch the same pipe: a stop must stay visible to them.
+        if (stop_requested()) {
+          notify_wake();
+        }
+      } else if (event.fd == place_.listener) {
+        if (!stopping_) {
+          accept_one();
+        }
+      } else if (Client* client = find(event.fd)) {
+        if (!serve(*client, event)) {
+          close_client(*client);
+        } else if (const std::error_code error = poller_.watch(event.fd, wants_read(*client),
+                                                                 client->session.has_output())) {
+          ++counters_.io_errors;
+          close_client(*client);
+        }
+      }
+    }
+  }
+
+  // One readiness event of a client; false when the connection must close now.
+  bool serve(Client& client, const Readiness& event) {
+    if ((event.readable || event.hangup) && wants_read(client) && !on_readable(client)) {
+      return false;
+    }
+    if ((event.writable || event.hangup) && client.session.has_output() && !flush(client)) {
+      return false;
+    }
+    if (!client.session.has_output() && (client.input_ended || (event.hangup && !wants_read(client)))) {
+      return false;  // all owed is sent and nothing more will be read
+    }
+    return true;
+  }
+
+  [[nodiscard]] bool wants_read(const Client& client) const {
+    return !stopping_ && !client.input_ended && client.session.wants_input();
+  }
+
+  void accept_one() {
+    AcceptResult accepted = accept_connection(place_.listener, counters_, /*nonblocking=*/true);
+    if (!accepted.fd) {
+      // No pause: the poller reports the listener again only while a client is waiting.
+      continue_after_accept_failure(accepted, /*pause=*/false);
+      return;
+    }
+    const int fd = accepted.fd.get();
+    if (!poller_.can_watch(fd) || poller_.watch(fd, /*read=*/true, /*write=*/false)) {
+      // Past what the poller can watch (select: FD_SETSIZE): refused, never watched.
+      ++counters_.connections_refused;
+      ++counters_.connections_closed;
+      return;  // accepted.fd closes it
+    }
+    if (static_cast<std::size_t>(fd) >= clients_.size()) {
+      clients_.resize(static_cast<std::size_t>(fd) + 1);
+    }
+    context_.stats.connection_opened();
+    clients_[static_cast<std::size_t>(fd)] =
+        std::make_unique<Client>(std::move(accepted.fd), context_.config.protocol,
+                                 Clock::now() + context_.config.idle_timeout);
+  }
+
+  [[nodiscard]] Client* find(int fd) const {
+    return fd >= 0 && static_cast<std::size_t>(fd) < clients_.size() ? clients_[static_cast<std::size_t>(fd)].get()
+                                                                      : nullptr;
+  }
+
+  // One recv per readiness, as the classic loop does; the echo is sent at once if it can be,
+  // saving a wait for the common case of a reply that fits the socket buffer.
+  bool on_readable(Client& client) {
+    const IoResult received = receive_some(client.fd.get(), client.session.receive_buffer(), counters_);
+    switch (received.status) {
+      case IoStatus::ok:
+        if (!client.session.commit_received(received.bytes, counters_)) {
+          client.input_ended = true;  // the frames complete before the reason are still sent
+        } else if (client.session.take_progress()) {
+          client.deadline = Clock::now() + context_.config.idle_timeout;
+        }
+        return flush(client);
+      case IoStatus::would_block:
+        return true;
+      case IoStatus::closed:
+        client.input_ended = true;
+        return flush(client);
+      case IoStatus::reset:
+        ++counters_.peer_resets;
+        return false;
+      case IoStatus::error:
+        ++counters_.io_errors;
+        return false;
+    }
+    return false;
+  }
+
+  bool flush(Client& client) {
+    while (client.session.has_output()) {
+      const IoResult sent = send_some(client.fd.get(), client.session.output(), counters_);
+      if (sent.status == IoStatus::would_block) {
+        return true;  // the poller tells when the peer has read some
+      }
+      if (sent.status != IoStatus::ok) {
+        ++(sent.status == IoStatus::reset ? counters_.peer_resets : counters_.io_errors);
+        return false;
+      }
+      client.session.commit_sent(sent.bytes, counters_);
+    }
+    return true;
+  }
+
+  void close_client(Client& client) {
+    const int fd = client.fd.get();
+    poller_.forget(fd);
+    ++counters_.connections_closed;
+    context_.stats.connection_closed();
+    clients_[static_cast<std::size_t>(fd)].reset();
+  }
+
+  [[nodiscard]] bool timed() const { return context_.config.idle_timeout.count() > 0; }
+
+  [[nodiscard]] std::chrono::milliseconds time_to_next_deadline() const {
+    Clock::time_point next = Clock::time_point::max();
+    for (const auto& client : clients_) {
+      if (client) {
+        next = std::min(next, client->deadline);
+      }
+    }
+    if (next == Clock::time_point::max()) {
+      return std::chrono::milliseconds(-1);
+    }
+    // Rounded up, so a wait never ends just before the deadline it waits for.
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(next - Clock::now());
+    return std::max(std::chrono::milliseconds(0), left);
+  }
+
+  void close_idle_clients() {
+    const Clock::time_point now = Clock::now();
+    for (auto& client : clients_) {
+      if (client && client->deadline <= now) {
+        ++counters_.idle_timeouts;
+        close_client(*client);
+      }
+    }
+  }
+
+  // On stop: no more reading or accepting, but echoes already owed are sent, for a while.
+  void drain_before_closing() {
+    for (auto& client : clients_) {
+      if (client && poller_.watch(client->fd.get(), false, client->session.has_output())) {
+        close_client(*client);
+      }
+    }
+    const auto deadline = Clock::now() + kDrainTime;
+    while (owes_output() && Clock::now() < deadline) {
+      wait_and_dispatch(kDrainSlice);
+    }
+  }
+
+  [[nodiscard]] bool owes_output() const {
+    return std::any_of(clients_.begin(), clients_.end(),
+                       [](const auto& client) { return client && client->session.has_output(); });
+  }
+
+  EngineContext& context_;
+  Poller& poller_;
+  const LoopPlace place_;
+  Counters counters_;
+  std::vector<std::unique_ptr<Client>> clients_;  // indexed by descriptor
+  std::vector<Readiness> ready_;
+  bool stopping_ = false;
+};
+
+}  // namespace
+
+void run_readiness_loop(EngineContext& context, Poller& poller, LoopPlace place) {
+  ReadinessLoop(context, poller, place).run();
+}
+
+}  // namespace echolab
