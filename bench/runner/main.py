@@ -9,6 +9,7 @@ import sys
 import time
 
 from . import callgrind as callgrind_mod
+from . import engines as engines_mod
 from . import cell as cells_mod
 from . import sides as sides_mod
 from . import spec as spec_mod
@@ -164,9 +165,17 @@ class Progress:
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
+        sides = sides_mod.sides_from_args(args)
+    except sides_mod.SideError as error:
+        raise SystemExit(f"echolab-bench: {error}")
+    binaries = binaries_in(args.build_dir) if not sides else None
+    per_side = side_binaries(sides)
+    try:
+        # The baseline's table names the engines: a candidate lacking one fails that cell.
+        engine_table = engines_mod.load_engine_table((binaries or per_side["A"])["server"])
         spec = spec_mod.load_spec(args.spec)
-        cells = spec_mod.expand_cells(spec, args.duration)
-    except spec_mod.SpecError as error:
+        cells = spec_mod.expand_cells(spec, args.duration, engine_table)
+    except (spec_mod.SpecError, engines_mod.EngineTableError) as error:
         raise SystemExit(f"echolab-bench: {error}")
     if args.only:
         cells = [c for c in cells if args.only in spec_mod.cell_id(c)]
@@ -181,12 +190,6 @@ def main(argv=None):
     if any(c["reference"] == "sockperf" for c in cells) and not shutil.which("sockperf"):
         print("echolab-bench: sockperf not installed: its reference cells will be recorded as failed",
               file=sys.stderr)
-    try:
-        sides = sides_mod.sides_from_args(args)
-    except sides_mod.SideError as error:
-        raise SystemExit(f"echolab-bench: {error}")
-    binaries = binaries_in(args.build_dir) if not sides else None
-    per_side = side_binaries(sides)
     repetitions = args.repetitions or spec["repetitions"]
     cpus = default_cpus(args)
     run_id = args.run_id or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + spec["name"]
@@ -196,7 +199,8 @@ def main(argv=None):
                 "repetitions": repetitions, "duration_override_s": args.duration, "cpus": cpus,
                 "environment": environment(), "git_commit": git_commit(),
                 "build": build_info(binaries or per_side["A"]),
-                "start_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cells": []}
+                "start_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "engines": engine_table,
+                "cells": []}
     if sides:
         manifest["sides"] = {side.name: side.to_json(build_info(per_side[side.name])) for side in sides}
     # An A/B run takes each side in turn within every (cell, repetition) of the plan.

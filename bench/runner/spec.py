@@ -4,6 +4,8 @@ import itertools
 import json
 import os
 
+from . import engines as engines_mod
+
 SPEC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "specs")
 
 # Every key a cell may set, with its default. Values that are lists in a group expand.
@@ -27,10 +29,6 @@ CELL_DEFAULTS = {
     "reference": None,  # "sockperf": a peer tool's own client and server, as a yardstick
 }
 
-ENGINE_GROUPS = {
-    "@stream": ["iterative", "prefork", "prethread", "fork", "thread", "select"],
-    "@datagram": ["iterative-udp", "udp-pool"],
-}
 
 
 class SpecError(Exception):
@@ -61,16 +59,25 @@ def load_spec(name_or_file):
     return spec
 
 
-def _expand_engines(value):
+def _expand_engines(value, engine_table):
     values = value if isinstance(value, list) else [value]
     out = []
     for v in values:
-        out.extend(ENGINE_GROUPS.get(v, [v]))
+        if not (isinstance(v, str) and v.startswith("@")):
+            out.append(v)
+            continue
+        if engine_table is None:
+            raise SpecError(f"engine group {v} needs the engine table (echolab-server --list-engines --json)")
+        members = engines_mod.group_members(v, engine_table)
+        if members is None:
+            raise SpecError(f"unknown engine group {v}: one of {', '.join(sorted(engines_mod.GROUPS))}")
+        out.extend(members)
     return out
 
 
-def expand_cells(spec, duration_override=None):
-    """The distinct cells of a spec, in spec order (repetitions are the runner's business)."""
+def expand_cells(spec, duration_override=None, engine_table=None):
+    """The distinct cells of a spec, in spec order (repetitions are the runner's business).
+    Engine groups ("@stream") are resolved against `engine_table`, the server's own rows."""
     defaults = dict(CELL_DEFAULTS)
     unknown = set(spec.get("defaults", {})) - set(CELL_DEFAULTS)
     if unknown:
@@ -83,7 +90,7 @@ def expand_cells(spec, duration_override=None):
             raise SpecError(f"matrix group {index}: unknown keys {', '.join(sorted(unknown))}")
         group = dict(group)
         if "engine" in group:
-            group["engine"] = _expand_engines(group["engine"])
+            group["engine"] = _expand_engines(group["engine"], engine_table)
         keys = list(group)
         lists = [group[k] if isinstance(group[k], list) else [group[k]] for k in keys]
         for combo in itertools.product(*lists):

@@ -47,6 +47,7 @@ def figure_catalogue():
 def draw_all(results, out_dir, log):
     from . import style
     from .figure import NoData, Outcome
+    style.use_engine_order(results.engine_order)
     outcomes = []
     for name, title, function in figure_catalogue():
         outcome = Outcome(name=name, title=title)

@@ -261,6 +261,15 @@ class ResultSet:
         return self.manifest.get("run_id") or os.path.basename(self.directory)
 
     @property
+    def engine_order(self):
+        """The engines in the registry's order, from the table the runner stored in the manifest;
+        for older result sets, in the order their cells were run (the spec's, itself the registry's)."""
+        table = self.manifest.get("engines")
+        if isinstance(table, list) and table:
+            return [row["name"] for row in table if isinstance(row, dict) and "name" in row]
+        return [c.engine for c in self.conditions if not c.is_reference]
+
+    @property
     def environment(self):
         return self.manifest.get("environment") or {}
 

@@ -10,8 +10,15 @@ import os
 import matplotlib.pyplot as plt
 from matplotlib import ticker
 
-# The lecture's order: from one-at-a-time to event-driven, then the datagram engines.
-ENGINE_ORDER = ["iterative", "prefork", "prethread", "fork", "thread", "select", "iterative-udp", "udp-pool"]
+# The engines in the order of the server's registry (the lecture's: from one at a time to
+# event-driven, then the datagram engines), set from the result set by use_engine_order();
+# the plots keep no list of engines of their own.
+ENGINE_ORDER = []
+
+
+def use_engine_order(names):
+    """Sets the order (and so the styles) of the engines, from the result set's engine table."""
+    ENGINE_ORDER[:] = list(dict.fromkeys(names))
 
 # Okabe–Ito (its yellow, unreadable on white, replaced by brown): distinguishable with the
 # common colour-vision deficiencies.

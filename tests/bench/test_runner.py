@@ -14,7 +14,19 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO, "bench"))
 
 import schema_check  # noqa: E402
+from runner import engines as engines_mod  # noqa: E402
 from runner import spec as spec_mod  # noqa: E402
+
+SERVER = os.path.join(BUILD_DIR, "servers", "echolab-server")
+
+# A made-up engine table: groups are resolved from the rows' data, never from names.
+FAKE_TABLE = [
+    {"name": "one", "serves": "streams", "concurrency": "one-at-a-time", "available": True},
+    {"name": "loop", "serves": "streams", "concurrency": "multiplexed", "available": True},
+    {"name": "ring", "serves": "streams", "concurrency": "multiplexed", "available": False},
+    {"name": "dgram-a", "serves": "datagrams", "concurrency": "one-at-a-time", "available": True},
+    {"name": "dgram-b", "serves": "datagrams", "concurrency": "pool", "available": True},
+]
 
 TINY_SPEC = {
     "name": "tiny",
@@ -30,10 +42,32 @@ TINY_SPEC = {
 class SpecExpansion(unittest.TestCase):
     def test_groups_expand_as_products_and_engine_groups_expand(self):
         spec = {"matrix": [{"engine": "@datagram", "transport": "udp", "connections": [1, 4]}]}
-        cells = spec_mod.expand_cells(spec)
+        cells = spec_mod.expand_cells(spec, engine_table=FAKE_TABLE)
         self.assertEqual(len(cells), 4)
-        self.assertEqual({c["engine"] for c in cells}, {"iterative-udp", "udp-pool"})
+        self.assertEqual({c["engine"] for c in cells}, {"dgram-a", "dgram-b"})
         self.assertEqual(sorted({c["connections"] for c in cells}), [1, 4])
+
+    def test_groups_follow_the_rows_and_skip_what_is_not_available(self):
+        def names(group):
+            return [c["engine"] for c in spec_mod.expand_cells({"matrix": [{"engine": group}]},
+                                                               engine_table=FAKE_TABLE)]
+        self.assertEqual(names("@stream"), ["one", "loop"])
+        self.assertEqual(names("@multiplexed"), ["loop"])
+        self.assertEqual(names("@one-at-a-time"), ["one"])
+
+    def test_unknown_group_and_missing_table_are_spec_errors(self):
+        with self.assertRaisesRegex(spec_mod.SpecError, "unknown engine group"):
+            spec_mod.expand_cells({"matrix": [{"engine": "@nonsense"}]}, engine_table=FAKE_TABLE)
+        with self.assertRaisesRegex(spec_mod.SpecError, "engine table"):
+            spec_mod.expand_cells({"matrix": [{"engine": "@stream"}]})
+
+    def test_the_server_prints_its_table_as_json(self):
+        table = engines_mod.load_engine_table(SERVER)
+        self.assertTrue(table)
+        for row in table:
+            for key in ("name", "pattern", "serves", "transports", "concurrency", "cap_option",
+                        "connections_in_children", "descriptors_below", "available"):
+                self.assertIn(key, row, row.get("name"))
 
     def test_unknown_keys_are_rejected(self):
         with self.assertRaises(spec_mod.SpecError):
@@ -41,17 +75,17 @@ class SpecExpansion(unittest.TestCase):
 
     def test_every_shipped_spec_expands(self):
         for name in ("quick", "full", "scaling", "connect-cost", "service-cost", "udp"):
-            cells = spec_mod.expand_cells(spec_mod.load_spec(name))
+            cells = spec_mod.expand_cells(spec_mod.load_spec(name), engine_table=engines_mod.load_engine_table(SERVER))
             self.assertTrue(cells, name)
             ids = [spec_mod.cell_id(c) for c in cells]
             self.assertEqual(len(ids), len(set(ids)), f"{name}: cell ids must be unique")
 
     def test_quick_spec_has_every_engine(self):
-        engines = {c["engine"] for c in spec_mod.expand_cells(spec_mod.load_spec("quick"))}
-        listed = subprocess.run([os.path.join(BUILD_DIR, "servers", "echolab-server"), "--list-engines"],
-                                capture_output=True, text=True, timeout=30).stdout.split("\n")
-        for line in filter(None, listed):
-            self.assertIn(line.split()[0], engines)
+        table = engines_mod.load_engine_table(SERVER)
+        engines = {c["engine"] for c in spec_mod.expand_cells(spec_mod.load_spec("quick"), engine_table=table)}
+        for row in table:
+            if row["available"]:
+                self.assertIn(row["name"], engines)
 
 
 class TinyRun(unittest.TestCase):
