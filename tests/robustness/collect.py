@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Merges the robustness suite's <case>.json files into results/robustness.json.
 
-Every measuring robustness test (parts A and B of issue #5) writes one JSON object,
+Every measuring robustness test writes one JSON object,
 {"case": ..., "engine": ..., <figures with units in their keys>}, into the directory
 $ECHOLAB_ROBUSTNESS_OUT (by default <build dir>/robustness). This script gathers them,
 adds where and when they were measured, summarises the figures the README reports per
@@ -12,7 +12,10 @@ case and engine, and checks the ones that must be zero.
     tests/robustness/collect.py BUILD_DIR/robustness --out X --markdown --check
 
 --check exits 1 when a must-be-zero figure (zombies, leaked descriptors, bytes lost on a
-TCP case that promises none) is not. Python 3 standard library only.
+TCP case that promises none) is not. With --junit (ctest --output-junit FILE), the file
+also records each class of defect the suite guards against, with the tests that guard it
+and whether they passed in that run; --check then also fails on a class whose test failed
+or did not run. Python 3 standard library only.
 """
 
 import argparse
@@ -23,6 +26,7 @@ import platform
 import socket
 import subprocess
 import sys
+import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 SCHEMA = "echolab/robustness"
@@ -62,6 +66,62 @@ MARKDOWN_COLUMNS = [
     ("legit_p99_under_slowloris_us", "legit p99 under slowloris (µs)"),
     ("legit_max_under_slowloris_us", "legit max (µs)"),
 ]
+
+
+# The classes of defect an adversarial test found, each guarded by regression tests (ctest
+# names) that run in the default suite. A class is "guarded" in a run when all its tests ran
+# and passed.
+REGRESSION_CLASSES = [
+    ("a half-closed client gets everything owed before the close (every stream engine)",
+     ["robustness_half_close_test"]),
+    ("datagram replies never block the server; refused replies are counted",
+     ["robustness_datagram_replies_test"]),
+    ("an engine's own descriptors past what it can watch: refused before the ready line",
+     ["robustness_select_own_fds_test"]),
+    ("stray signals are ignored or stop cleanly; a signalled prefork worker is replaced; "
+     "children die with their parent", ["robustness_signals_test"]),
+    ("the benchmark runner kills a cell's whole process group", ["robustness_runner_group"]),
+    ("service work is cut off at a stop's deadline and the rest counted",
+     ["robustness_stop_during_work"]),
+    ("complete frames before a protocol error are echoed", ["robustness_flush_before_error"]),
+    ("a partial frame costs its size, once", ["robustness_partial_frame_memory", "session_test"]),
+    ("--idle-timeout drops a raw-mode trickler", ["robustness_raw_idle_timeout"]),
+    ("ports, ranges, NaN and overflow refused in one line, in both tools",
+     ["engine_cli_test", "loadgen_cli_test", "address_test", "loadgen_unit_test"]),
+    ("rates that cannot be paced are refused; the time limit always holds",
+     ["loadgen_cli_test", "loadgen_limits_test"]),
+    ("buffers sized to need; descriptors and memory checked before a run; out of memory is one line",
+     ["loadgen_limits_test"]),
+    ("loss, duplicates and reordering counted exactly through a user-space impairment relay",
+     ["loadgen_impair_test"]),
+    ("a busy unix path is probed without blocking; only the server's own socket file is removed; "
+     "the stats file is checked at start; peer text is escaped; stray arguments are refused",
+     ["engine_cli_test", "address_test"]),
+    ("the spawn-failure flood runs even from a folder `nobody` cannot read", ["robustness_flood_test"]),
+]
+
+
+def junit_outcomes(path):
+    """{ctest name: "passed" | "failed" | "skipped"} from ctest --output-junit."""
+    outcomes = {}
+    for case in ElementTree.parse(path).getroot().iter("testcase"):
+        status = case.get("status", "")
+        if case.find("failure") is not None or case.find("error") is not None or status == "fail":
+            outcomes[case.get("name")] = "failed"
+        elif case.find("skipped") is not None or status in ("notrun", "disabled"):
+            outcomes[case.get("name")] = "skipped"
+        else:
+            outcomes[case.get("name")] = "passed"
+    return outcomes
+
+
+def regression_classes(outcomes):
+    rows = []
+    for description, tests in REGRESSION_CLASSES:
+        results = {test: outcomes.get(test, "not run") for test in tests}
+        rows.append({"class": description, "tests": results,
+                     "guarded": all(result == "passed" for result in results.values())})
+    return rows
 
 
 def git_commit():
@@ -148,7 +208,7 @@ def check(summary):
     return violations
 
 
-def merge(directory):
+def merge(directory, junit=None):
     cases, problems = load_cases(directory)
     summary = [{"case": c["case"], "test": test_of(c), "engine": c["engine"], "figures": summarise(c)}
                for c in cases]
@@ -168,6 +228,7 @@ def merge(directory):
                    "violations": check(summary),
                    "unreadable_files": problems},
         "cases": sorted(cases, key=lambda c: c["case"]),
+        **({"regression_classes": regression_classes(junit_outcomes(junit))} if junit else {}),
     }
 
 
@@ -193,6 +254,11 @@ def markdown(merged):
                  f"{' (dirty)' if merged['git_dirty'] else ''}, {meta['num_cpus']} × {meta['cpu_model']}, "
                  f"{meta['kernel']}. Violations of must-be-zero figures: "
                  f"{len(merged['checks']['violations']) or 'none'}.")
+    if merged.get("regression_classes"):
+        lines += ["", "| class of defect | regression tests | guarded in this run |", "|---|---|---|"]
+        for row in merged["regression_classes"]:
+            tests = ", ".join(f"`{test}` ({result})" for test, result in row["tests"].items())
+            lines.append(f"| {row['class']} | {tests} | {'yes' if row['guarded'] else 'NO'} |")
     return "\n".join(lines)
 
 
@@ -202,12 +268,17 @@ def main(argv=None):
     parser.add_argument("--out", help="write the merged JSON here (e.g. results/robustness.json)")
     parser.add_argument("--markdown", action="store_true", help="print the README table on stdout")
     parser.add_argument("--check", action="store_true", help="exit 1 if a must-be-zero figure is not")
+    parser.add_argument("--junit", metavar="FILE", help="ctest --output-junit FILE of the same run")
     args = parser.parse_args(argv)
     if not Path(args.directory).is_dir():
         print(f"collect.py: {args.directory} is not a directory (run the robustness tests first)",
               file=sys.stderr)
         return 2
-    merged = merge(args.directory)
+    try:
+        merged = merge(args.directory, args.junit)
+    except (OSError, ElementTree.ParseError) as error:
+        print(f"collect.py: cannot read {args.junit}: {error}", file=sys.stderr)
+        return 2
     if merged["case_count"] == 0:
         print(f"collect.py: no <case>.json in {args.directory}", file=sys.stderr)
         return 2
@@ -224,7 +295,10 @@ def main(argv=None):
         print(f"collect.py: warning: {problem}", file=sys.stderr)
     for violation in merged["checks"]["violations"]:
         print(f"collect.py: must be zero: {violation}", file=sys.stderr)
-    return 1 if args.check and merged["checks"]["violations"] else 0
+    unguarded = [row["class"] for row in merged.get("regression_classes", []) if not row["guarded"]]
+    for description in unguarded:
+        print(f"collect.py: not guarded in this run: {description}", file=sys.stderr)
+    return 1 if args.check and (merged["checks"]["violations"] or unguarded) else 0
 
 
 if __name__ == "__main__":
