@@ -36,7 +36,8 @@ constexpr std::array kEngines = {
                "`--workers` threads, each with its own `SO_REUSEPORT` socket, moving up to `--batch` "
                "datagrams per `recvmmsg`/`sendmmsg`",
                "the pool: the kernel spreads datagrams over the sockets by flow hash",
-               "a system call per batch, not per datagram; one busy flow stays on one thread; UDP only",
+               "a system call per batch, not per datagram; a batch's replies wait for all its work "
+               "(`--work`); one busy flow stays on one thread; UDP only",
                Serves::datagrams, TransportSet{Transport::udp}, Concurrency::pool, "--workers", false, true,
                kNoLimit, always_available, run_udp_batch},
     EngineInfo{"prefork", "`--workers` processes forked at start, all blocking in `accept()` on one socket",
