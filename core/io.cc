@@ -174,6 +174,52 @@ IoResult send_datagram(int fd, std::span<const std::byte> data, const SocketAddr
   }
 }
 
+BatchResult receive_datagram_batch(int fd, std::span<mmsghdr> messages, Counters& counters) {
+  for (;;) {
+    counters.count(Syscall::recvmmsg);
+    const int n = ::recvmmsg(fd, messages.data(), static_cast<unsigned>(messages.size()),
+                             MSG_WAITFORONE | MSG_TRUNC, nullptr);
+    if (n >= 0) {
+      return BatchResult{IoStatus::ok, static_cast<std::size_t>(n), 0};
+    }
+    if (errno != EINTR) {
+      return BatchResult{classify(errno), 0, errno};
+    }
+  }
+}
+
+BatchSendResult send_datagram_batch(int fd, std::span<mmsghdr> messages, Counters& counters) {
+  BatchSendResult result;
+  std::size_t next = 0;
+  while (next < messages.size()) {
+    counters.count(Syscall::sendmmsg);
+    const int n = ::sendmmsg(fd, messages.data() + next, static_cast<unsigned>(messages.size() - next),
+                             MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      for (std::size_t i = next; i < next + static_cast<std::size_t>(n); ++i) {
+        result.bytes += messages[i].msg_len;
+      }
+      result.sent += static_cast<std::size_t>(n);
+      next += static_cast<std::size_t>(n);
+      continue;  // a short count: the head of the rest is tried once more, for its error
+    }
+    const int err = n == 0 ? EIO : errno;
+    if (err == EINTR) {
+      continue;
+    }
+    // The reply at the head failed on its own (a call that sent others before it stopped
+    // there without saying why): given up, and the rest still go.
+    if (undeliverable(err)) {
+      ++result.undelivered;
+    } else {
+      ++result.failed;
+    }
+    result.last_error = err;
+    ++next;
+  }
+  return result;
+}
+
 bool undeliverable(int err) {
   switch (err) {
     case EAGAIN:

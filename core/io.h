@@ -52,6 +52,34 @@ struct DatagramResult {
 [[nodiscard]] IoResult send_datagram(int fd, std::span<const std::byte> data,
                                      const SocketAddress& to, Counters& counters);
 
+// recvmmsg(MSG_WAITFORONE | MSG_TRUNC): blocks for the first datagram only, then takes what
+// else is queued, up to messages.size(), without waiting for a full batch. The caller sets
+// each header's buffers and msg_namelen before the call. On ok, `count` headers are filled:
+// msg_len is each datagram's real length (over the buffer: MSG_TRUNC in msg_flags), and
+// msg_namelen its sender's address length (0: the sender has none).
+struct BatchResult {
+  IoStatus status = IoStatus::ok;
+  std::size_t count = 0;
+  int error = 0;
+};
+[[nodiscard]] BatchResult receive_datagram_batch(int fd, std::span<mmsghdr> messages,
+                                                 Counters& counters);
+
+// What send_datagram_batch did with each reply.
+struct BatchSendResult {
+  std::size_t sent = 0;
+  std::size_t bytes = 0;
+  std::size_t undelivered = 0;  // refused for reasons of their destination (undeliverable())
+  std::size_t failed = 0;       // any other failure
+  int last_error = 0;           // errno of the last failure, or 0
+};
+// sendmmsg(MSG_DONTWAIT): never blocks, like send_datagram. When a call sends only k of n,
+// the reply it stopped at is tried once more, at the head of the next call, which names its
+// error; a reply that fails twice is given up and the ones after it are still sent, so one
+// peer that does not read costs only its own replies.
+[[nodiscard]] BatchSendResult send_datagram_batch(int fd, std::span<mmsghdr> messages,
+                                                  Counters& counters);
+
 // A datagram reply failed because of its destination (its queue is full, it is gone, it is
 // unreachable, or memory is short for now), not because of the server's own socket: the
 // reply is dropped and the next datagram served.

@@ -165,6 +165,11 @@ Listener open_listener(const Endpoint& endpoint, Transport transport, const Sock
         failed_call = "setsockopt(SO_REUSEADDR)";
         continue;
       }
+      if (options.reuse_port && set_int_option(fd.get(), SOL_SOCKET, SO_REUSEPORT, 1) != 0) {
+        failed_errno = errno;
+        failed_call = "setsockopt(SO_REUSEPORT)";
+        continue;
+      }
       // "[::]" serves IPv4 clients too (seen as ::ffff:a.b.c.d), whatever the sysctl says.
       if (candidate.family() == AF_INET6 && set_int_option(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, 0) != 0) {
         failed_errno = errno;

@@ -16,6 +16,9 @@ struct SocketOptions {
   int send_buffer = 0;        // SO_SNDBUF in bytes; 0 keeps the kernel's default
   int receive_buffer = 0;     // SO_RCVBUF in bytes; 0 keeps the kernel's default
   int backlog = 1024;         // listen(2) backlog (the kernel caps it at somaxconn)
+  // SO_REUSEPORT (inet only), set before bind: more sockets of this user may then bind the
+  // same address, and the kernel spreads their traffic by flow hash.
+  bool reuse_port = false;
 };
 
 // A bound server socket. For unix endpoints it removes its socket file when destroyed if

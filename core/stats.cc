@@ -57,6 +57,10 @@ std::string_view to_string(Syscall call) {
       return "recvfrom";
     case Syscall::sendto:
       return "sendto";
+    case Syscall::recvmmsg:
+      return "recvmmsg";
+    case Syscall::sendmmsg:
+      return "sendmmsg";
     case Syscall::select:
       return "select";
     case Syscall::poll:

@@ -19,6 +19,8 @@ enum class Syscall : int {
   send,
   recvfrom,
   sendto,
+  recvmmsg,
+  sendmmsg,
   select,
   poll,
   epoll_wait,

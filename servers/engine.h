@@ -20,7 +20,8 @@ struct ServerConfig {
   Transport transport = Transport::tcp;
   ProtocolConfig protocol;
   SocketOptions socket;
-  int workers = 4;        // pool size of udp-pool, prefork, prethread
+  int workers = 4;        // pool size of udp-pool, udp-batch, prefork, prethread
+  int batch = 32;         // datagrams per recvmmsg / sendmmsg of udp-batch
   int max_children = 64;  // live children of fork
   int max_threads = 64;   // live threads of thread
   // A stream connection that completes no message for this long is closed and counted
@@ -79,6 +80,7 @@ struct EngineInfo {
   Concurrency concurrency;
   std::string_view cap_option;          // the option bounding live clients ("--workers"...), or ""
   bool connections_in_children;         // its connections are served in forked processes
+  bool reuse_port_listener;             // main opens its listener with SO_REUSEPORT
   DescriptorLimit descriptors;          // the descriptors it can watch at all
   // A real probe: can this engine run on this machine and build?
   bool (*available)();

@@ -160,7 +160,9 @@ int serve(const ServerCommandLine& line) {
     calibrate_cpu_work();
   }
   SharedStats stats;
-  Listener listener = open_listener(line.config.listen, line.config.transport, line.config.socket);
+  SocketOptions socket_options = line.config.socket;
+  socket_options.reuse_port = engine.reuse_port_listener;
+  Listener listener = open_listener(line.config.listen, line.config.transport, socket_options);
   require_watchable(engine, listener.fd(), "listening socket");
   require_watchable(engine, wake_fd(), "stop wake-up pipe");
   watch_for_stop(StopSlot::listener, listener.fd());

@@ -54,6 +54,8 @@ ServerCommandLine parse_server_command_line(int argc, const char* const* argv) {
       ("protocol,p", po::value<std::string>()->default_value("framed"),
        "framed (4-byte big-endian length + payload) | raw (RFC 862: bytes echoed as they come)")
       ("workers,w", po::value<long long>()->default_value(4), ("pool size of " + engines_capped_by("--workers")).c_str())
+      ("batch", po::value<long long>()->default_value(32),
+       "datagrams per recvmmsg/sendmmsg of udp-batch (fewer when batch x --datagram-buffer passes 64 MiB)")
       ("max-children", po::value<long long>()->default_value(64),
        ("live children of " + engines_capped_by("--max-children") + "; more wait in the backlog").c_str())
       ("max-threads", po::value<long long>()->default_value(64),
@@ -135,6 +137,7 @@ ServerCommandLine parse_server_command_line(int argc, const char* const* argv) {
   config.protocol.output_cap = checked<std::size_t>(values, "output-cap", 1, kMaxInt);
   config.protocol.datagram_buffer = checked<std::size_t>(values, "datagram-buffer", 1, 16 * 1024 * 1024);
   config.workers = checked<int>(values, "workers", 1, ServerStats::kMaxWorkers);
+  config.batch = checked<int>(values, "batch", 1, 1024);
   config.max_children = checked<int>(values, "max-children", 1, 1'000'000);
   config.max_threads = checked<int>(values, "max-threads", 1, 1'000'000);
   config.socket.send_buffer = checked<int>(values, "sndbuf", 0, kMaxInt);

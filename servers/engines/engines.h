@@ -8,6 +8,7 @@ namespace echolab {
 void run_iterative(EngineContext& context);
 void run_iterative_udp(EngineContext& context);
 void run_udp_pool(EngineContext& context);
+void run_udp_batch(EngineContext& context);
 void run_prefork(EngineContext& context);
 void run_prethread(EngineContext& context);
 void run_fork(EngineContext& context);

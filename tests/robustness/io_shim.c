@@ -2,7 +2,7 @@
  * the server never assumes a whole transfer or an uninterrupted call.
  *
  * On sockets only (fstat S_ISSOCK: the server's wake pipe, its stats file and stdout/stderr
- * are left alone), send/recv/read/write/sendto/recvfrom/sendmsg/recvmsg
+ * are left alone), send/recv/read/write/sendto/recvfrom/sendmsg/recvmsg/recvmmsg/sendmmsg
  *   - fail with EINTR without doing anything, one call in ECHOLAB_SHIM_EINTR_ONE_IN (4);
  *   - on stream sockets, move only 1..7 bytes (a short count: legal for any stream socket).
  * Datagram sockets get only the EINTR: a datagram cannot be sent or received in part.
@@ -245,4 +245,28 @@ ssize_t recvmsg(int fd, struct msghdr* message, int flags) {
   message->msg_iov = original;
   message->msg_iovlen = original_length;
   return n;
+}
+
+/* The batch calls (datagram sockets only in echolab): EINTR only, before anything moves. */
+typedef int (*recvmmsg_fn)(int, struct mmsghdr*, unsigned int, int, struct timespec*);
+typedef int (*sendmmsg_fn)(int, struct mmsghdr*, unsigned int, int);
+
+int recvmmsg(int fd, struct mmsghdr* messages, unsigned int count, int flags, struct timespec* timeout) {
+  REAL(recvmmsg, recvmmsg_fn);
+  int is_socket;
+  if (plan(fd, 0, &is_socket) < 0) {
+    errno = EINTR;
+    return -1;
+  }
+  return real_recvmmsg(fd, messages, count, flags, timeout);
+}
+
+int sendmmsg(int fd, struct mmsghdr* messages, unsigned int count, int flags) {
+  REAL(sendmmsg, sendmmsg_fn);
+  int is_socket;
+  if (plan(fd, 0, &is_socket) < 0) {
+    errno = EINTR;
+    return -1;
+  }
+  return real_sendmmsg(fd, messages, count, flags);
 }
