@@ -20,7 +20,7 @@ struct ServerConfig {
   Transport transport = Transport::tcp;
   ProtocolConfig protocol;
   SocketOptions socket;
-  int workers = 4;        // pool size of udp-pool, prefork, prethread
+  int workers = 4;        // pool size of udp-pool, prefork, prethread; loops of the epoll-* engines
   int max_children = 64;  // live children of fork
   int max_threads = 64;   // live threads of thread
   // A stream connection that completes no message for this long is closed and counted
@@ -86,6 +86,9 @@ struct EngineInfo {
   // children and joins its threads before returning. Throws std::system_error only when it
   // cannot start (a failed pool spawn at start-up, say).
   void (*run)(EngineContext& context);
+  // main opens the listener with SO_REUSEPORT, so that the engine can bind more listeners
+  // to the same address and let the kernel spread connections over them.
+  bool reuse_port_listener = false;
 };
 
 [[nodiscard]] std::span<const EngineInfo> engines();

@@ -15,6 +15,7 @@ namespace {
 bool always_available() { return true; }
 
 constexpr TransportSet kStreams{Transport::tcp, Transport::unix_stream};
+constexpr TransportSet kTcp{Transport::tcp};
 constexpr TransportSet kDatagrams{Transport::udp, Transport::unix_dgram};
 constexpr DescriptorLimit kNoLimit{};
 
@@ -62,6 +63,20 @@ constexpr std::array kEngines = {
                "a wait costs what is ready, not what is watched; any service time stalls everyone",
                Serves::streams, kStreams, Concurrency::multiplexed, "", false, kNoLimit, always_available,
                run_epoll},
+    EngineInfo{"epoll-reuseport",
+               "`--workers` threads, each its own epoll loop and its own `SO_REUSEPORT` listener on the same port",
+               "one readiness loop per thread; the kernel hashes each new connection to one listener",
+               "no shared accept queue and no thundering herd; the hash ignores load, so shares are uneven "
+               "at small counts; a listener's queue is reset when it closes; tcp only",
+               Serves::streams, kTcp, Concurrency::multiplexed, "--workers", false, kNoLimit, reuse_port_available,
+               run_epoll_reuseport, /*reuse_port_listener=*/true},
+    EngineInfo{"epoll-exclusive",
+               "`--workers` threads, each its own epoll loop, all watching one listener with `EPOLLEXCLUSIVE`",
+               "one readiness loop per thread; the kernel wakes one waiting loop per new connection",
+               "no thundering herd, but wake-ups favour the most recent waiter (LIFO), so a few loops take "
+               "most connections",
+               Serves::streams, kStreams, Concurrency::multiplexed, "--workers", false, kNoLimit, epoll_exclusive_available,
+               run_epoll_exclusive},
 };
 
 }  // namespace

@@ -1,10 +1,13 @@
 #include "servers/readiness/loop.h"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <chrono>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/error.h"
@@ -46,12 +49,15 @@ class ReadinessLoop {
       throw sys_error("fcntl(O_NONBLOCK)", err);
     }
     watch_own(wake_fd());
-    watch_own(place_.listener);
+    if (!place_.listener_watched) {
+      watch_own(place_.listener);
+    }
     while (!stop_requested()) {
       wait_and_dispatch(timed() ? time_to_next_deadline() : std::chrono::milliseconds(-1));
     }
     stopping_ = true;
     poller_.forget(place_.listener);
+    ::shutdown(place_.listener, SHUT_RD);
     drain_before_closing();
     for (auto& client : clients_) {
       if (client) {
@@ -258,6 +264,26 @@ class ReadinessLoop {
 
 void run_readiness_loop(EngineContext& context, Poller& poller, LoopPlace place) {
   ReadinessLoop(context, poller, place).run();
+}
+
+void run_loop_threads(EngineContext& context, std::vector<LoopThread>& loops) {
+  std::vector<std::jthread> threads;
+  try {
+    for (LoopThread& loop : loops) {
+      threads.emplace_back([&context, &loop] {
+        block_stop_signals_in_this_thread();
+        try {
+          run_readiness_loop(context, *loop.poller, loop.place);
+        } catch (const std::exception& error) {
+          fail_engine(error.what());  // an exception must not leave a thread: that aborts
+        }
+      });
+    }
+  } catch (...) {
+    request_stop();  // the loops already started drain and join before the error leaves
+    throw;
+  }
+  wait_for_stop();
 }
 
 }  // namespace echolab
