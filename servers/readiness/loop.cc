@@ -58,6 +58,9 @@ class ReadinessLoop {
     stopping_ = true;
     poller_.forget(place_.listener);
     ::shutdown(place_.listener, SHUT_RD);
+    // The pipe stays readable for the other loops (see wait_and_dispatch): watched while
+    // draining, it would wake this loop at once, again and again, until the drain ends.
+    poller_.forget(wake_fd());
     drain_before_closing();
     for (auto& client : clients_) {
       if (client) {
