@@ -286,7 +286,9 @@ void run_loop_threads(EngineContext& context, std::vector<LoopThread>& loops) {
     request_stop();  // the loops already started drain and join before the error leaves
     throw;
   }
-  wait_for_stop();
+  // Joined as they return (the stop signals still run their handlers on this thread). Not
+  // wait_for_stop(): it drains the wake-up pipe, and a loop that had not yet read it (a stop
+  // requested by a failing loop, or a signal between its checks) would sleep on.
 }
 
 }  // namespace echolab

@@ -33,8 +33,8 @@ struct LoopThread {
   LoopPlace place;
 };
 
-// Runs each loop on a thread of its own (stop signals blocked there), while the calling main
-// thread waits for the stop; returns once every loop has drained and joined. A thread that
+// Runs each loop on a thread of its own (stop signals blocked there); the calling main thread
+// joins them, so returns once every loop has stopped, drained and ended. A thread that
 // cannot be started stops those already running and its error is rethrown; a loop that fails
 // while serving prints its error and fails the engine (fail_engine), stopping the others.
 void run_loop_threads(EngineContext& context, std::vector<LoopThread>& loops);
