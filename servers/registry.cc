@@ -66,8 +66,8 @@ constexpr std::array kEngines = {
     EngineInfo{"epoll-reuseport",
                "`--workers` threads, each its own epoll loop and its own `SO_REUSEPORT` listener on the same port",
                "one readiness loop per thread; the kernel hashes each new connection to one listener",
-               "no shared accept queue and no thundering herd; the hash ignores load, so shares are uneven "
-               "at small counts; a listener's queue is reset when it closes; tcp only",
+               "no shared accept queue and no thundering herd; the hash ignores load, so shares are uneven; "
+               "connections queued on a listener are reset when it closes",
                Serves::streams, kTcp, Concurrency::multiplexed, "--workers", false, kNoLimit, reuse_port_available,
                run_epoll_reuseport, /*reuse_port_listener=*/true},
     EngineInfo{"epoll-exclusive",
