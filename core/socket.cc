@@ -199,6 +199,41 @@ Listener open_listener(const Endpoint& endpoint, Transport transport, const Sock
   throw_sys_error(failed_call, failed_errno);
 }
 
+Fd open_listener_beside(int listener, const SocketOptions& options) {
+  SocketAddress address;
+  if (::getsockname(listener, address.get(), &address.length) != 0) {
+    throw_sys_error("getsockname");
+  }
+  if (address.family() != AF_INET && address.family() != AF_INET6) {
+    throw_sys_error("open_listener_beside", EAFNOSUPPORT);
+  }
+  Fd fd(::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) {
+    throw_sys_error("socket");
+  }
+  if (options.reuse_address && set_int_option(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1) != 0) {
+    throw_sys_error("setsockopt(SO_REUSEADDR)");
+  }
+  // As open_listener set it: sockets of one SO_REUSEPORT group must agree on the family they serve.
+  if (address.family() == AF_INET6 && set_int_option(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, 0) != 0) {
+    throw_sys_error("setsockopt(IPV6_V6ONLY)");
+  }
+  if (set_int_option(fd.get(), SOL_SOCKET, SO_REUSEPORT, 1) != 0) {
+    throw_sys_error("setsockopt(SO_REUSEPORT)");
+  }
+  if (int err = apply_connection_options(fd.get(), Transport::tcp, options)) {
+    throw_sys_error("setsockopt", err);
+  }
+  if (::bind(fd.get(), address.get(), address.length) != 0) {
+    const int err = errno;
+    throw_sys_error("bind " + format_address(address), err);
+  }
+  if (::listen(fd.get(), options.backlog) != 0) {
+    throw_sys_error("listen");
+  }
+  return fd;
+}
+
 Fd open_client(const Endpoint& endpoint, Transport transport, const SocketOptions& options) {
   const std::vector<SocketAddress> candidates = resolve(endpoint, transport, /*passive=*/false);
   const int type = socket_type(transport);

@@ -16,8 +16,9 @@ struct SocketOptions {
   int send_buffer = 0;        // SO_SNDBUF in bytes; 0 keeps the kernel's default
   int receive_buffer = 0;     // SO_RCVBUF in bytes; 0 keeps the kernel's default
   int backlog = 1024;         // listen(2) backlog (the kernel caps it at somaxconn)
-  // SO_REUSEPORT (inet only), set before bind: more sockets of this user may then bind the
-  // same address, and the kernel spreads their traffic by flow hash.
+  // SO_REUSEPORT (tcp and udp only): other sockets of this user with it may bind the same
+  // address, and the kernel spreads new connections over them. Off by default: with it, a
+  // second server started by mistake on the same port shares the traffic instead of failing.
   bool reuse_port = false;
 };
 
@@ -52,6 +53,12 @@ class Listener {
 // std::system_error naming the failing call, or UsageError.
 [[nodiscard]] Listener open_listener(const Endpoint& endpoint, Transport transport,
                                      const SocketOptions& options);
+
+// Another listening socket bound to the address `listener` is bound to (its port 0 already
+// resolved), with SO_REUSEPORT, which `listener` must have been opened with too: the kernel
+// then spreads new connections over the two. Inet stream listeners only. Throws
+// std::system_error naming the failing call.
+[[nodiscard]] Fd open_listener_beside(int listener, const SocketOptions& options);
 
 // socket + connect to each resolved address until one answers. Datagram unix clients are
 // auto-bound so that the server can reply. Throws std::system_error / UsageError.

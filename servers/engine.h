@@ -20,7 +20,7 @@ struct ServerConfig {
   Transport transport = Transport::tcp;
   ProtocolConfig protocol;
   SocketOptions socket;
-  int workers = 4;        // pool size of udp-pool, udp-batch, prefork, prethread
+  int workers = 4;        // pool size or loop count of the engines whose cap_option it is
   int batch = 32;         // datagrams per recvmmsg / sendmmsg of udp-batch
   int max_children = 64;  // live children of fork
   int max_threads = 64;   // live threads of thread
@@ -80,7 +80,9 @@ struct EngineInfo {
   Concurrency concurrency;
   std::string_view cap_option;          // the option bounding live clients ("--workers"...), or ""
   bool connections_in_children;         // its connections are served in forked processes
-  bool reuse_port_listener;             // main opens its listener with SO_REUSEPORT
+  // main opens the listener with SO_REUSEPORT, so that the engine can bind more sockets to
+  // the same address and let the kernel spread the traffic over them.
+  bool reuse_port_listener;
   DescriptorLimit descriptors;          // the descriptors it can watch at all
   // A real probe: can this engine run on this machine and build?
   bool (*available)();

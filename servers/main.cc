@@ -43,6 +43,7 @@ nlohmann::json engine_table() {
                      {"connections_in_children", engine.connections_in_children},
                      {"descriptors_below", engine.descriptors.below < 0 ? nlohmann::json(nullptr)
                                                                         : nlohmann::json(engine.descriptors.below)},
+                     {"reuse_port_listener", engine.reuse_port_listener},
                      {"available", engine.available()}});
   }
   return table;
@@ -160,9 +161,9 @@ int serve(const ServerCommandLine& line) {
     calibrate_cpu_work();
   }
   SharedStats stats;
-  SocketOptions socket_options = line.config.socket;
-  socket_options.reuse_port = engine.reuse_port_listener;
-  Listener listener = open_listener(line.config.listen, line.config.transport, socket_options);
+  SocketOptions listen_options = line.config.socket;
+  listen_options.reuse_port = engine.reuse_port_listener;
+  Listener listener = open_listener(line.config.listen, line.config.transport, listen_options);
   require_watchable(engine, listener.fd(), "listening socket");
   require_watchable(engine, wake_fd(), "stop wake-up pipe");
   watch_for_stop(StopSlot::listener, listener.fd());

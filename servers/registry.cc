@@ -15,6 +15,7 @@ namespace {
 bool always_available() { return true; }
 
 constexpr TransportSet kStreams{Transport::tcp, Transport::unix_stream};
+constexpr TransportSet kTcp{Transport::tcp};
 constexpr TransportSet kDatagrams{Transport::udp, Transport::unix_dgram};
 constexpr DescriptorLimit kNoLimit{};
 
@@ -70,6 +71,20 @@ constexpr std::array kEngines = {
                "a wait costs what is ready, not what is watched; any service time stalls everyone",
                Serves::streams, kStreams, Concurrency::multiplexed, "", false, false, kNoLimit, always_available,
                run_epoll},
+    EngineInfo{"epoll-reuseport",
+               "`--workers` threads, each its own epoll loop and its own `SO_REUSEPORT` listener on the same port",
+               "one readiness loop per thread; the kernel hashes each new connection to one listener",
+               "no shared accept queue and no thundering herd; the hash ignores load, so shares are uneven; "
+               "connections queued on a listener are reset when it closes",
+               Serves::streams, kTcp, Concurrency::multiplexed, "--workers", false, true, kNoLimit,
+               reuse_port_available, run_epoll_reuseport},
+    EngineInfo{"epoll-exclusive",
+               "`--workers` threads, each its own epoll loop, all watching one listener with `EPOLLEXCLUSIVE`",
+               "one readiness loop per thread; the kernel wakes one waiting loop per new connection",
+               "no thundering herd, but wake-ups favour the most recent waiter (LIFO), so a few loops take "
+               "most connections",
+               Serves::streams, kStreams, Concurrency::multiplexed, "--workers", false, false, kNoLimit,
+               epoll_exclusive_available, run_epoll_exclusive},
 };
 
 }  // namespace

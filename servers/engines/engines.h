@@ -16,5 +16,11 @@ void run_thread(EngineContext& context);
 void run_select(EngineContext& context);
 void run_poll(EngineContext& context);
 void run_epoll(EngineContext& context);
+void run_epoll_reuseport(EngineContext& context);
+void run_epoll_exclusive(EngineContext& context);
+
+// Real probes for the registry's `available`: can this kernel do what the engine needs?
+bool reuse_port_available();
+bool epoll_exclusive_available();
 
 }  // namespace echolab

@@ -10,6 +10,7 @@ namespace {
 constexpr std::uint8_t kAdded = 1;
 constexpr std::uint8_t kRead = 2;
 constexpr std::uint8_t kWrite = 4;
+constexpr std::uint8_t kExclusive = 8;  // added with EPOLLEXCLUSIVE, which EPOLL_CTL_MOD refuses
 constexpr std::size_t kMaxEventsPerWait = 256;
 
 }  // namespace
@@ -29,8 +30,11 @@ std::error_code EpollPoller::watch(int fd, bool read, bool write) {
   }
   const std::uint8_t wanted = kAdded | (read ? kRead : 0) | (write ? kWrite : 0);
   std::uint8_t& current = interest_[static_cast<std::size_t>(fd)];
-  if (current == wanted) {
+  if ((current & ~kExclusive) == wanted) {
     return {};
+  }
+  if ((current & kExclusive) != 0) {
+    return std::make_error_code(std::errc::invalid_argument);
   }
   epoll_event event{};
   event.events = (read ? EPOLLIN : 0u) | (write ? EPOLLOUT : 0u);
@@ -55,7 +59,7 @@ std::error_code EpollPoller::watch_exclusive(int fd) {
   if (static_cast<std::size_t>(fd) >= interest_.size()) {
     interest_.resize(static_cast<std::size_t>(fd) + 1, 0);
   }
-  interest_[static_cast<std::size_t>(fd)] = kAdded | kRead;
+  interest_[static_cast<std::size_t>(fd)] = kAdded | kRead | kExclusive;
   return {};
 }
 

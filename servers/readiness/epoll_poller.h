@@ -23,13 +23,15 @@ class EpollPoller final : public Poller {
   void wait(std::chrono::milliseconds timeout, std::vector<Readiness>& ready, Counters& counters) override;
 
   // Adds `fd` with EPOLLEXCLUSIVE (read interest only, never modified later): of the
-  // pollers sharing a listener, one is woken per connection instead of all of them.
+  // pollers sharing a listener, one is woken per connection instead of all of them. A later
+  // watch() of `fd` asking for anything but reading fails (EINVAL) instead of modifying it.
   [[nodiscard]] std::error_code watch_exclusive(int fd);
 
   void take_counts(Counters& counters) override;
 
  private:
-  // Interest as stored in the kernel, per descriptor: 0 = not added; else 1 | read<<1 | write<<2.
+  // Interest as stored in the kernel, per descriptor: 0 = not added; else
+  // 1 | read<<1 | write<<2 | exclusive<<3.
   std::vector<std::uint8_t> interest_;
   Fd epoll_;
   std::uint64_t pending_ctl_calls_ = 0;

@@ -1,10 +1,13 @@
 #include "servers/readiness/loop.h"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <chrono>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/error.h"
@@ -46,12 +49,18 @@ class ReadinessLoop {
       throw sys_error("fcntl(O_NONBLOCK)", err);
     }
     watch_own(wake_fd());
-    watch_own(place_.listener);
+    if (!place_.listener_watched) {
+      watch_own(place_.listener);
+    }
     while (!stop_requested()) {
       wait_and_dispatch(timed() ? time_to_next_deadline() : std::chrono::milliseconds(-1));
     }
     stopping_ = true;
     poller_.forget(place_.listener);
+    ::shutdown(place_.listener, SHUT_RD);
+    // The pipe stays readable for the other loops (see wait_and_dispatch): watched while
+    // draining, it would wake this loop at once, again and again, until the drain ends.
+    poller_.forget(wake_fd());
     drain_before_closing();
     for (auto& client : clients_) {
       if (client) {
@@ -258,6 +267,28 @@ class ReadinessLoop {
 
 void run_readiness_loop(EngineContext& context, Poller& poller, LoopPlace place) {
   ReadinessLoop(context, poller, place).run();
+}
+
+void run_loop_threads(EngineContext& context, std::vector<LoopThread>& loops) {
+  std::vector<std::jthread> threads;
+  try {
+    for (LoopThread& loop : loops) {
+      threads.emplace_back([&context, &loop] {
+        block_stop_signals_in_this_thread();
+        try {
+          run_readiness_loop(context, *loop.poller, loop.place);
+        } catch (const std::exception& error) {
+          fail_engine(error.what());  // an exception must not leave a thread: that aborts
+        }
+      });
+    }
+  } catch (...) {
+    request_stop();  // the loops already started drain and join before the error leaves
+    throw;
+  }
+  // Joined as they return (the stop signals still run their handlers on this thread). Not
+  // wait_for_stop(): it drains the wake-up pipe, and a loop that had not yet read it (a stop
+  // requested by a failing loop, or a signal between its checks) would sleep on.
 }
 
 }  // namespace echolab

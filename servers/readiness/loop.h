@@ -3,6 +3,9 @@
 // connections on one thread (select, poll, epoll and the multi-loop epoll engines). It owns
 // accepting, one StreamSession per client, idle deadlines, flushing, the half-close and
 // protocol-error endings, and the drain at stop; a Poller only says what is ready.
+#include <memory>
+#include <vector>
+
 #include "servers/engine.h"
 #include "servers/readiness/poller.h"
 
@@ -11,12 +14,29 @@ namespace echolab {
 struct LoopPlace {
   int listener;     // the listening socket this loop accepts from (made non-blocking)
   int worker = 0;   // this loop's index in the stats' per-worker spread
+  // The engine already watches the listener in the loop's poller, in a way the loop must not
+  // change (EPOLLEXCLUSIVE, which epoll_ctl cannot modify): the loop only forgets it at stop.
+  bool listener_watched = false;
 };
 
-// Serves until stop_requested(), then stops reading and accepting, sends what it owes for
+// Serves until stop_requested(), then stops reading and accepting (it shuts the listener's
+// read side, as the stop handler does main's, so that a listener of its own, such as an
+// SO_REUSEPORT one, refuses new clients too instead of queueing them), sends what it owes for
 // up to kDrainTime, closes every connection and adds its counters to context.stats. Call
 // from the thread that owns `poller`. Throws std::runtime_error before serving when the
 // poller cannot watch the loop's own descriptors (select past FD_SETSIZE).
 void run_readiness_loop(EngineContext& context, Poller& poller, LoopPlace place);
+
+// One loop of a multi-loop engine: its own poller, and where it accepts.
+struct LoopThread {
+  std::unique_ptr<Poller> poller;
+  LoopPlace place;
+};
+
+// Runs each loop on a thread of its own (stop signals blocked there); the calling main thread
+// joins them, so returns once every loop has stopped, drained and ended. A thread that
+// cannot be started stops those already running and its error is rethrown; a loop that fails
+// while serving prints its error and fails the engine (fail_engine), stopping the others.
+void run_loop_threads(EngineContext& context, std::vector<LoopThread>& loops);
 
 }  // namespace echolab

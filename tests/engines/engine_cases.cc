@@ -94,6 +94,11 @@ std::string skip_reason(std::string_view engine, Listen listen) {
   if ((listen == Listen::tcp_v6 || listen == Listen::udp_v6) && !ipv6_loopback_available()) {
     return "no IPv6 loopback (::1) here";
   }
+  const auto* info = find_engine(engine);
+  const auto transport = parse_transport(transport_of(listen));
+  if (info != nullptr && transport && !serves_transport(*info, *transport)) {
+    return "engine " + std::string(engine) + " does not serve " + std::string(transport_of(listen));
+  }
   return skip_reason(engine);
 }
 

@@ -1,0 +1,77 @@
+// The multi-loop engines (a readiness loop per --workers thread) report each loop's share in
+// the stats' "workers" spread: one entry per worker, whose connections add up to those
+// made. Where the kernel spreads connections over listeners of their own (SO_REUSEPORT),
+// more than one loop must get some; with one shared listener (EPOLLEXCLUSIVE) the kernel
+// may favour one loop, so only the sum is checked.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "tests/engines/engine_cases.h"
+#include "tests/engines/running_server.h"
+#include "tests/support/payload.h"
+#include "tests/support/socket_client.h"
+
+namespace echolab::test {
+namespace {
+
+constexpr int kWorkers = 4;
+constexpr int kConnections = 64;
+constexpr std::chrono::milliseconds kIoTimeout{10'000};
+
+std::vector<std::string> multi_loop_engines() {
+  std::vector<std::string> names;
+  for (const EngineInfo& engine : engines()) {
+    if (engine.concurrency == Concurrency::multiplexed && engine.cap_option == "--workers") {
+      names.emplace_back(engine.name);
+    }
+  }
+  return names;
+}
+
+class WorkerBalanceTest : public testing::TestWithParam<std::string> {};
+
+TEST_P(WorkerBalanceTest, EveryWorkerReportsItsShareOfConnections) {
+  const std::string& engine = GetParam();
+  if (const auto reason = skip_reason(engine, Listen::tcp_v4); !reason.empty()) {
+    GTEST_SKIP() << reason;
+  }
+  RunningServer server(engine, Listen::tcp_v4, {"--workers", std::to_string(kWorkers)});
+  FastRandom random(test_seed());
+  std::vector<std::byte> scratch;
+  for (int i = 0; i < kConnections; ++i) {
+    auto fd = connect_socket(server.address(), SOCK_STREAM, kIoTimeout);
+    std::vector<std::byte> payload(1 + random.below(256));
+    random.fill(payload);
+    ASSERT_EQ(check_echo(fd.get(), make_frame(payload), scratch), "") << "connection " << i;
+  }
+  server.expect_no_fd_leak();
+  const nlohmann::json stats = server.stop_and_check();
+  ASSERT_FALSE(stats.is_null());
+  ASSERT_TRUE(stats.contains("workers")) << stats.dump();
+  const auto& workers = stats["workers"];
+  ASSERT_EQ(workers.size(), static_cast<std::size_t>(kWorkers)) << workers.dump();
+  std::uint64_t connections = 0;
+  std::uint64_t messages = 0;
+  int workers_with_connections = 0;
+  for (const auto& worker : workers) {
+    connections += worker["connections"].get<std::uint64_t>();
+    messages += worker["messages"].get<std::uint64_t>();
+    workers_with_connections += worker["connections"].get<std::uint64_t>() > 0 ? 1 : 0;
+  }
+  EXPECT_EQ(connections, static_cast<std::uint64_t>(kConnections)) << workers.dump();
+  EXPECT_EQ(messages, static_cast<std::uint64_t>(kConnections)) << workers.dump();
+  EXPECT_EQ(counter(stats, "connections_accepted"), static_cast<std::uint64_t>(kConnections));
+  if (find_engine(engine)->reuse_port_listener) {
+    // The 4-tuple hash puts all 64 on one of 4 listeners with probability 4^-63.
+    EXPECT_GT(workers_with_connections, 1) << workers.dump();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, WorkerBalanceTest, testing::ValuesIn(multi_loop_engines()),
+                         [](const auto& case_info) { return test_name_part(case_info.param); });
+
+}  // namespace
+}  // namespace echolab::test
