@@ -5,7 +5,7 @@
 #include <chrono>
 #include <string>
 
-#include "tests/engines/engine_cases.h"
+#include "tests/support/engine_cases.h"
 #include "tests/engines/running_server.h"
 #include "tests/support/socket_client.h"
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <tuple>
 
-#include "tests/engines/engine_cases.h"
+#include "tests/support/engine_cases.h"
 #include "tests/engines/running_server.h"
 #include "tests/support/payload.h"
 #include "tests/support/process.h"

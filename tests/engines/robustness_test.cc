@@ -8,7 +8,7 @@
 #include <optional>
 #include <string>
 
-#include "tests/engines/engine_cases.h"
+#include "tests/support/engine_cases.h"
 #include "tests/engines/running_server.h"
 #include "tests/support/payload.h"
 #include "tests/support/socket_client.h"
@@ -85,7 +85,7 @@ TEST_P(RobustnessTest, ProtocolErrorsCloseOnlyTheOffendingConnection) {
   const auto address = running.address();
   // The iterative engine serves one client at a time: the good client must leave before a
   // bad one can be served, so it reconnects for each round instead of staying connected.
-  const bool one_client_at_a_time = engine == "iterative";
+  const bool one_client_at_a_time = one_at_a_time(engine_info(engine));
   std::optional<Fd> good;
   const auto good_client_is_echoed = [&](const char* when) {
     if (!good) {

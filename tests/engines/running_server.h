@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "tests/engines/engine_cases.h"
+#include "tests/support/engine_cases.h"
 #include "tests/support/echo_server.h"
 #include "tests/support/proc_fs.h"
 #include "tests/support/temp_dir.h"

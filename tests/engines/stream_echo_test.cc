@@ -11,7 +11,7 @@
 #include <tuple>
 #include <vector>
 
-#include "tests/engines/engine_cases.h"
+#include "tests/support/engine_cases.h"
 #include "tests/engines/running_server.h"
 #include "tests/support/payload.h"
 #include "tests/support/socket_client.h"

@@ -32,8 +32,6 @@ int pick_free_udp_port() {
 
 }  // namespace
 
-std::string loadgen_binary() { return ECHOLAB_LOADGEN_BIN; }
-std::string server_binary() { return ECHOLAB_SERVER_BIN; }
 std::string source_path(const std::string& relative) {
   return std::string(ECHOLAB_SOURCE_DIR) + "/" + relative;
 }

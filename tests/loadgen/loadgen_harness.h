@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/echo_server.h"
+#include "tests/support/engine_cases.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
 
@@ -20,8 +21,6 @@ namespace echolab::test {
 // Longer than any run a test asks for (whose own hard limit is a few seconds).
 inline constexpr milliseconds kLoadgenDeadline{60'000};
 
-[[nodiscard]] std::string loadgen_binary();
-[[nodiscard]] std::string server_binary();
 [[nodiscard]] std::string source_path(const std::string& relative);
 
 struct LoadgenOutcome {

@@ -94,7 +94,7 @@ class BadStreamInput : public testing::TestWithParam<std::string> {};
 
 TEST_P(BadStreamInput, OversizeClosesAndCountsEdgeFramesEchoAndOthersAreServed) {
   const auto& engine = GetParam();
-  if (const auto reason = engine_skip_reason(engine); !reason.empty()) {
+  if (const auto reason = skip_reason(engine); !reason.empty()) {
     GTEST_SKIP() << reason;
   }
   const auto seed = test_seed();
@@ -102,7 +102,7 @@ TEST_P(BadStreamInput, OversizeClosesAndCountsEdgeFramesEchoAndOthersAreServed) 
   FastRandom random(seed);
   ServerUnderTest server(launch_of(engine, {"--max-frame", std::to_string(kMaxFrame)}));
   const auto address = server.address();
-  GoodClient good(address, engine == "iterative", random);
+  GoodClient good(address, one_at_a_time(engine_info(engine)), random);
   ASSERT_EQ(good.round(kMaxFrame), "") << server.describe();
   // The baseline is the peak after warm-up: allocator arenas and the first buffers exist.
   PeakRssSampler rss(server.pid());
@@ -156,8 +156,8 @@ TEST_P(BadStreamInput, OversizeClosesAndCountsEdgeFramesEchoAndOthersAreServed) 
                      {"seed", seed}});
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, BadStreamInput, testing::ValuesIn(stream_engine_names()),
-                         [](const auto& param_info) { return engine_param_name(param_info.param); });
+INSTANTIATE_TEST_SUITE_P(Engines, BadStreamInput, testing::ValuesIn(engine_names(Serves::streams)),
+                         [](const auto& param_info) { return test_name_part(param_info.param); });
 
 // ---- datagrams --------------------------------------------------------------------------
 
@@ -205,7 +205,7 @@ class BadDatagramInput : public testing::TestWithParam<std::string> {};
 
 TEST_P(BadDatagramInput, TruncatedDatagramsAreCountedNeverEchoed) {
   const auto& engine = GetParam();
-  if (const auto reason = engine_skip_reason(engine); !reason.empty()) {
+  if (const auto reason = skip_reason(engine); !reason.empty()) {
     GTEST_SKIP() << reason;
   }
   FastRandom random(test_seed());
@@ -256,8 +256,8 @@ TEST_P(BadDatagramInput, TruncatedDatagramsAreCountedNeverEchoed) {
                      {"stray_replies", others.size()}});
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, BadDatagramInput, testing::ValuesIn(datagram_engine_names()),
-                         [](const auto& param_info) { return engine_param_name(param_info.param); });
+INSTANTIATE_TEST_SUITE_P(Engines, BadDatagramInput, testing::ValuesIn(engine_names(Serves::datagrams)),
+                         [](const auto& param_info) { return test_name_part(param_info.param); });
 
 }  // namespace
 }  // namespace echolab::test

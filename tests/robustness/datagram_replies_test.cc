@@ -25,7 +25,7 @@
 #include "core/stop.h"
 #include "servers/connection.h"
 #include "servers/engines/datagram.h"
-#include "tests/engines/engine_cases.h"
+#include "tests/support/engine_cases.h"
 #include "tests/engines/running_server.h"
 #include "tests/support/payload.h"
 #include "tests/support/socket_client.h"

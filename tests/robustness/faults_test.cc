@@ -29,7 +29,7 @@ class ClientFaults : public testing::TestWithParam<std::string> {};
 
 TEST_P(ClientFaults, ServerSurvivesCountsAndClosesOnlyThatConnection) {
   const auto& engine = GetParam();
-  if (const auto reason = engine_skip_reason(engine); !reason.empty()) {
+  if (const auto reason = skip_reason(engine); !reason.empty()) {
     GTEST_SKIP() << reason;
   }
   const auto seed = test_seed();
@@ -37,10 +37,10 @@ TEST_P(ClientFaults, ServerSurvivesCountsAndClosesOnlyThatConnection) {
   FastRandom random(seed);
   ServerUnderTest server(launch_of(engine, {"--max-frame", std::to_string(2 * kLargeFrame)}));
   const auto address = server.address();
-  const bool one_at_a_time = engine == "iterative";
+  const bool serves_one_at_a_time = one_at_a_time(engine_info(engine));
   // Right after the ready line, before any client: the descriptors of an idle server.
   const int baseline_fds = count_open_fds(server.pid());
-  GoodClient good(address, one_at_a_time, random);
+  GoodClient good(address, serves_one_at_a_time, random);
   ASSERT_EQ(good.round(1000), "");
 
   int resets = 0;
@@ -70,7 +70,7 @@ TEST_P(ClientFaults, ServerSurvivesCountsAndClosesOnlyThatConnection) {
       frame.resize(500);
       ASSERT_TRUE(send_all(fd.get(), frame).ok());
       bytes_abandoned += frame.size();
-      if (one_at_a_time) {
+      if (serves_one_at_a_time) {
         good.disconnect();
       }
       std::this_thread::sleep_for(milliseconds(20));  // let the server read the half frame
@@ -134,8 +134,8 @@ TEST_P(ClientFaults, ServerSurvivesCountsAndClosesOnlyThatConnection) {
                      {"seed", seed}});
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, ClientFaults, testing::ValuesIn(stream_engine_names()),
-                         [](const auto& param_info) { return engine_param_name(param_info.param); });
+INSTANTIATE_TEST_SUITE_P(Engines, ClientFaults, testing::ValuesIn(engine_names(Serves::streams)),
+                         [](const auto& param_info) { return test_name_part(param_info.param); });
 
 }  // namespace
 }  // namespace echolab::test

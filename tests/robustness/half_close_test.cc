@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "core/stop.h"
-#include "tests/engines/engine_cases.h"
+#include "tests/support/engine_cases.h"
 #include "tests/engines/running_server.h"
 #include "tests/support/payload.h"
 #include "tests/support/socket_client.h"

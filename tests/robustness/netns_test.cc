@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "tests/robustness/partb_support.h"
+#include "tests/support/engine_cases.h"
 #include "tests/support/process.h"
 #include "tests/support/socket_client.h"
 
@@ -45,10 +46,22 @@ using std::chrono::milliseconds;
 constexpr const char* kNamePrefix = "echolab-pb-";  // namespaces: echolab-pb-<pid>-<n>-{srv,cli}
 constexpr const char* kServerIp = "10.201.0.1";
 constexpr const char* kClientIp = "10.201.0.2";
-constexpr const char* kTcpEngine = "select";
-constexpr const char* kUdpEngine = "iterative-udp";  // one thread: it keeps arrival order
 constexpr int kUdpDatagrams = 4'000;
 constexpr double kSigmas = 5.0;
+
+// The servers, picked from the table by what the cases need: streams served all at once on
+// one loop, and datagrams served one at a time (one thread: it keeps arrival order).
+std::string tcp_engine() {
+  return std::string(first_engine([](const EngineInfo& engine) {
+    return engine.serves == Serves::streams && engine.concurrency == Concurrency::multiplexed;
+  }, "a multiplexed stream engine").name);
+}
+
+std::string udp_engine() {
+  return std::string(first_engine([](const EngineInfo& engine) {
+    return engine.serves == Serves::datagrams && engine.concurrency == Concurrency::one_at_a_time;
+  }, "a one-at-a-time datagram engine").name);
+}
 
 std::optional<std::string> find_tool(std::string_view name) {
   if (auto found = find_in_path(name)) {
@@ -428,7 +441,8 @@ TEST_P(NetnsTest, TcpStaysExactAndUdpFaultsMatchNetem) {
   // TCP: echolab-loadgen in the client namespace against a server in the other; every echo
   // verified. Loss costs retransmissions (latency), never bytes.
   {
-    ServerRun server(kTcpEngine, {}, std::string(kServerIp) + ":0", pair.exec_in_server());
+    const std::string tcp_name = tcp_engine();
+    ServerRun server(tcp_name, {}, std::string(kServerIp) + ":0", pair.exec_in_server());
     const auto outcome = run_loadgen(
         {"--target", server.ready().address, "--mode", "closed", "--connections", "4", "--warmup",
          "0s", "--duration", "3s", "--size", "16..4096", "--timeout", "20s"},
@@ -451,9 +465,9 @@ TEST_P(NetnsTest, TcpStaysExactAndUdpFaultsMatchNetem) {
     EXPECT_TRUE(end.status->success()) << end.status->describe() << ": " << server.describe();
     EXPECT_EQ(end.leftover_processes, 0) << end.leftovers_described;
     write_partb_result({
-        {"case", partb_case_name("netns_" + scenario.name + "_tcp", kTcpEngine)},
+        {"case", partb_case_name("netns_" + scenario.name + "_tcp", tcp_name)},
         {"test", "netns_" + scenario.name + "_tcp"},
-        {"engine", kTcpEngine},
+        {"engine", tcp_name},
         {"netem", scenario.netem},
         {"messages_verified", received},
         {"verification_errors", errors + mismatched},
@@ -468,7 +482,8 @@ TEST_P(NetnsTest, TcpStaysExactAndUdpFaultsMatchNetem) {
   }
 
   // UDP: our own client, so that each datagram's fate is known exactly.
-  ServerRun server(kUdpEngine, {"--rcvbuf", std::to_string(8 << 20)}, std::string(kServerIp) + ":0",
+  const std::string udp_name = udp_engine();
+  ServerRun server(udp_name, {"--rcvbuf", std::to_string(8 << 20)}, std::string(kServerIp) + ":0",
                    pair.exec_in_server());
   std::string error;
   Fd fd = udp_socket_in(pair.client_ns(), server.address(), error);
@@ -529,9 +544,9 @@ TEST_P(NetnsTest, TcpStaysExactAndUdpFaultsMatchNetem) {
   }
 
   write_partb_result({
-      {"case", partb_case_name("netns_" + scenario.name + "_udp", kUdpEngine)},
+      {"case", partb_case_name("netns_" + scenario.name + "_udp", udp_name)},
       {"test", "netns_" + scenario.name + "_udp"},
-      {"engine", kUdpEngine},
+      {"engine", udp_name},
       {"netem", scenario.netem},
       {"netem_per_direction", {{"loss", scenario.loss}, {"duplicate", scenario.duplicate},
                                {"reorder", scenario.reorder}, {"delay_ms", scenario.delay.count()}}},

@@ -20,16 +20,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::vector<std::string> names_serving(Serves kind) {
-  std::vector<std::string> names;
-  for (const auto& engine : engines()) {
-    if (engine.serves == kind) {
-      names.emplace_back(engine.name);
-    }
-  }
-  return names;
-}
-
 // Fields 3.. of /proc/PID/stat (after the comm), or empty when the process is gone.
 std::vector<std::string> stat_fields(pid_t pid) {
   std::ifstream file("/proc/" + std::to_string(pid) + "/stat");
@@ -47,36 +37,12 @@ std::vector<std::string> stat_fields(pid_t pid) {
 
 }  // namespace
 
-std::string robustness_server_binary() {
-  if (const char* override_path = std::getenv("ECHOLAB_SERVER_BIN");
-      override_path != nullptr && *override_path != '\0') {
-    return override_path;
-  }
-  return ECHOLAB_SERVER_BIN;
-}
-
-std::vector<std::string> stream_engine_names() { return names_serving(Serves::streams); }
-std::vector<std::string> datagram_engine_names() { return names_serving(Serves::datagrams); }
-
-std::string engine_skip_reason(std::string_view engine) {
-  const auto* info = find_engine(engine);
-  if (info == nullptr) {
-    return "engine " + std::string(engine) + " is not in the table";
-  }
-  if (info->available != nullptr && !info->available()) {
-    return "engine " + std::string(engine) + " is not available on this machine";
-  }
-  return {};
-}
-
 ServerLaunch launch_of(std::string engine, std::vector<std::string> flags) {
   ServerLaunch launch;
   launch.engine = std::move(engine);
   launch.flags = std::move(flags);
   return launch;
 }
-
-std::string engine_param_name(std::string_view engine) { return case_name("", engine).substr(1); }
 
 ServerUnderTest::ServerUnderTest(const ServerLaunch& launch)
     : dir_("echolab-robust"), stats_path_(dir_.file("stats.json")) {
@@ -89,7 +55,7 @@ ServerUnderTest::ServerUnderTest(const ServerLaunch& launch)
                                    "--transport", stream ? "tcp" : "udp",
                                    "--stats-json", stats_path_};
   args.insert(args.end(), launch.flags.begin(), launch.flags.end());
-  server_.emplace(robustness_server_binary(), std::move(args), milliseconds(15'000), launch.spawn);
+  server_.emplace(server_binary(), std::move(args), milliseconds(15'000), launch.spawn);
   tracker_.emplace(server_->pid(), milliseconds(5));
 }
 

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "tests/support/echo_server.h"
+#include "tests/support/engine_cases.h"
 #include "tests/support/proc_fs.h"
 #include "tests/support/process.h"
 #include "tests/support/socket_client.h"
@@ -36,16 +37,6 @@ inline constexpr bool kServerUnderAsan = false;
 
 
 using std::chrono::milliseconds;
-
-// $ECHOLAB_SERVER_BIN if set (a fortify or ASan build's server, see run_in_preset.sh), else
-// the server of this build.
-[[nodiscard]] std::string robustness_server_binary();
-
-// Engines of echolab::engines() that serve streams / datagrams, in table order.
-[[nodiscard]] std::vector<std::string> stream_engine_names();
-[[nodiscard]] std::vector<std::string> datagram_engine_names();
-// Why `engine` cannot be tested here, or empty.
-[[nodiscard]] std::string engine_skip_reason(std::string_view engine);
 
 struct ServerLaunch {
   std::string engine;
@@ -123,9 +114,6 @@ class PeakRssSampler {
   std::atomic<bool> stopping_{false};
   std::thread sampler_;
 };
-
-// A gtest parameter name for an engine: "iterative-udp" -> "iterative_udp".
-[[nodiscard]] std::string engine_param_name(std::string_view engine);
 
 // Writes `result` (which must hold "case" and "engine") to $ECHOLAB_ROBUSTNESS_OUT/<case>.json
 // (the directory is created). Returns the path written, or empty (and prints why) if the

@@ -43,7 +43,7 @@ class ShortStreamIo : public testing::TestWithParam<std::string> {};
 
 TEST_P(ShortStreamIo, EchoesByteExact) {
   const auto& engine = GetParam();
-  if (const auto reason = engine_skip_reason(engine); !reason.empty()) {
+  if (const auto reason = skip_reason(engine); !reason.empty()) {
     GTEST_SKIP() << reason;
   }
   const auto seed = test_seed();
@@ -89,14 +89,14 @@ TEST_P(ShortStreamIo, EchoesByteExact) {
                      {"seed", seed}});
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, ShortStreamIo, testing::ValuesIn(stream_engine_names()),
-                         [](const auto& param_info) { return engine_param_name(param_info.param); });
+INSTANTIATE_TEST_SUITE_P(Engines, ShortStreamIo, testing::ValuesIn(engine_names(Serves::streams)),
+                         [](const auto& param_info) { return test_name_part(param_info.param); });
 
 class ShortDatagramIo : public testing::TestWithParam<std::string> {};
 
 TEST_P(ShortDatagramIo, EchoesWholeDatagramsDespiteEintr) {
   const auto& engine = GetParam();
-  if (const auto reason = engine_skip_reason(engine); !reason.empty()) {
+  if (const auto reason = skip_reason(engine); !reason.empty()) {
     GTEST_SKIP() << reason;
   }
   const auto seed = test_seed();
@@ -137,8 +137,8 @@ TEST_P(ShortDatagramIo, EchoesWholeDatagramsDespiteEintr) {
                      {"seed", seed}});
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, ShortDatagramIo, testing::ValuesIn(datagram_engine_names()),
-                         [](const auto& param_info) { return engine_param_name(param_info.param); });
+INSTANTIATE_TEST_SUITE_P(Engines, ShortDatagramIo, testing::ValuesIn(engine_names(Serves::datagrams)),
+                         [](const auto& param_info) { return test_name_part(param_info.param); });
 
 }  // namespace
 }  // namespace echolab::test

@@ -25,7 +25,7 @@ int cycles_for(const std::string& engine) {
   // A cycle against fork measured ~9 ms in a debug build here (a fork, the child's exit and
   // its reaping, with the test's /proc sampler running): 10,000 would take 90 s of the
   // suite's budget. The soak variant runs the full 10,000.
-  return engine == "fork" ? 1'000 : 10'000;
+  return forks_per_connection(engine_info(engine)) ? 1'000 : 10'000;
 }
 
 // One connect/close cycle of kind i % 4: echo then close, over-size prefix, reset right
@@ -63,7 +63,7 @@ class StopUnderLoad : public testing::TestWithParam<std::string> {};
 
 TEST_P(StopUnderLoad, NoLeakAnswersOwedEchoesRefusesNewExitsClean) {
   const auto& engine = GetParam();
-  if (const auto reason = engine_skip_reason(engine); !reason.empty()) {
+  if (const auto reason = skip_reason(engine); !reason.empty()) {
     GTEST_SKIP() << reason;
   }
   const auto seed = test_seed();
@@ -136,8 +136,8 @@ TEST_P(StopUnderLoad, NoLeakAnswersOwedEchoesRefusesNewExitsClean) {
                      {"seed", seed}});
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, StopUnderLoad, testing::ValuesIn(stream_engine_names()),
-                         [](const auto& param_info) { return engine_param_name(param_info.param); });
+INSTANTIATE_TEST_SUITE_P(Engines, StopUnderLoad, testing::ValuesIn(engine_names(Serves::streams)),
+                         [](const auto& param_info) { return test_name_part(param_info.param); });
 
 }  // namespace
 }  // namespace echolab::test

@@ -20,7 +20,7 @@
 #include <thread>
 #include <vector>
 
-#include "tests/engines/engine_cases.h"
+#include "tests/support/engine_cases.h"
 #include "tests/robustness/partb_support.h"
 #include "tests/support/payload.h"
 #include "tests/support/socket_client.h"
@@ -36,29 +36,25 @@ constexpr milliseconds kDribbleEvery{250};
 constexpr std::uint32_t kSlowFrameLength = 1'000;  // never completed: a byte per dribble
 
 // How many slow clients fill an engine, and the flags that set its cap. Pools and capped
-// engines are filled exactly; select has no cap below FD_SETSIZE, so 200 stand for "many".
+// engines are filled exactly; readiness loops have no cap (select's FD_SETSIZE is far
+// above), so 200 stand for "many".
 struct Cap {
   int slow_clients;
   std::vector<std::string> flags;
 };
 
-Cap cap_of(std::string_view engine) {
-  if (engine == "iterative") {
-    return {1, {}};
+Cap cap_of(const EngineInfo& engine) {
+  switch (engine.concurrency) {
+    case Concurrency::one_at_a_time:
+      return {1, {}};
+    case Concurrency::pool:
+      return {4, cap_flags(engine, 4)};
+    case Concurrency::per_connection:
+      return {32, cap_flags(engine, 32)};
+    case Concurrency::multiplexed:
+      return {200, {}};
   }
-  if (engine == "prefork" || engine == "prethread") {
-    return {4, {"--workers", "4"}};
-  }
-  if (engine == "fork") {
-    return {32, {"--max-children", "32"}};
-  }
-  if (engine == "thread") {
-    return {32, {"--max-threads", "32"}};
-  }
-  if (engine == "select") {
-    return {200, {}};
-  }
-  return {8, {}};  // an engine added later: some slow clients, its default cap
+  return {8, {}};
 }
 
 // True once the server has closed `fd`, found without reading (a read would take data the
@@ -88,7 +84,7 @@ TEST_P(SlowlorisTest, SlowClientsAreDroppedAndCountedAndALegitClientIsServed) {
   if (const auto reason = skip_reason(engine); !reason.empty()) {
     GTEST_SKIP() << reason;
   }
-  const Cap cap = cap_of(engine);
+  const Cap cap = cap_of(engine_info(engine));
   std::vector<std::string> flags = cap.flags;
   flags.insert(flags.end(), {"--idle-timeout", millis(kIdleTimeout)});
   ServerRun server(engine, flags);
@@ -253,8 +249,9 @@ TEST_P(NonReaderTest, ServerMemoryStaysBoundedAndOthersAreServed) {
   std::vector<std::string> flags = {"--protocol", protocol, "--output-cap",
                                     std::to_string(kOutputCap), "--idle-timeout",
                                     millis(kNonReaderIdle)};
-  if (engine == "prefork" || engine == "prethread") {
-    flags.insert(flags.end(), {"--workers", "2"});  // one for the non-reader, one for the rest
+  if (const auto& info = engine_info(engine); info.concurrency == Concurrency::pool) {
+    const auto workers = cap_flags(info, 2);  // one for the non-reader, one for the rest
+    flags.insert(flags.end(), workers.begin(), workers.end());
   }
   ServerRun server(engine, flags);
   const auto address = server.address();
@@ -301,7 +298,7 @@ TEST_P(NonReaderTest, ServerMemoryStaysBoundedAndOthersAreServed) {
   // The rest of the world is still served. Iterative serves one client at a time: the second
   // client waits in the backlog until --idle-timeout drops the non-reader (its send blocks,
   // SO_SNDTIMEO from the deadline fires); every other engine serves it alongside.
-  const bool concurrent = engine != "iterative";
+  const bool concurrent = !one_at_a_time(engine_info(engine));
   const std::string served = round_trips(address, framed, random, 10);
   EXPECT_EQ(served, "") << "a second client while a non-reader is connected";
   const bool non_reader_still_open = !closed_by_peer(non_reader.get());
