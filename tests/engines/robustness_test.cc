@@ -12,6 +12,7 @@
 #include "tests/engines/running_server.h"
 #include "tests/support/payload.h"
 #include "tests/support/socket_client.h"
+#include "tests/support/engine_test.h"
 
 namespace echolab::test {
 namespace {
@@ -71,16 +72,11 @@ testing::AssertionResult server_closes_after(const SocketAddress& address,
   return testing::AssertionFailure() << "connection not closed by the server: " << end.describe();
 }
 
-class RobustnessTest : public testing::TestWithParam<std::string> {};
+class RobustnessTest : public EngineTest {};
 
 TEST_P(RobustnessTest, ProtocolErrorsCloseOnlyTheOffendingConnection) {
-  const auto& engine = GetParam();
-  if (const auto reason = skip_reason(engine); !reason.empty()) {
-    GTEST_SKIP() << reason;
-  }
-  const auto seed = test_seed();
-  SCOPED_TRACE("ECHOLAB_TEST_SEED=" + std::to_string(seed));
-  FastRandom random(seed);
+  const auto& engine = this->engine();
+  FastRandom& random = this->random();
   RunningServer running(engine, Listen::tcp_v4, {"--max-frame", std::to_string(kMaxFrame)});
   const auto address = running.address();
   // The iterative engine serves one client at a time: the good client must leave before a
@@ -143,11 +139,8 @@ TEST_P(RobustnessTest, ProtocolErrorsCloseOnlyTheOffendingConnection) {
 // fails with ENOTCONN). The iterative engine, kept busy by a first client, is sure to meet
 // such connections; the others usually do, by racing the resets.
 TEST_P(RobustnessTest, VerboseLogsEveryAcceptedConnectionEvenIfResetAtOnce) {
-  const auto& engine = GetParam();
-  if (const auto reason = skip_reason(engine); !reason.empty()) {
-    GTEST_SKIP() << reason;
-  }
-  FastRandom random(test_seed());
+  const auto& engine = this->engine();
+  FastRandom& random = this->random();
   RunningServer running(engine, Listen::tcp_v4, {"--verbose"});
   const auto address = running.address();
   constexpr int kAbruptClients = 10;
@@ -177,7 +170,7 @@ TEST_P(RobustnessTest, VerboseLogsEveryAcceptedConnectionEvenIfResetAtOnce) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, RobustnessTest, testing::ValuesIn(engine_names(Serves::streams)),
-                         [](const auto& case_info) { return test_name_part(case_info.param); });
+                         engine_case_name);
 
 }  // namespace
 }  // namespace echolab::test

@@ -14,6 +14,7 @@
 
 #include "tests/robustness/clients.h"
 #include "tests/robustness/robust_server.h"
+#include "tests/support/engine_test.h"
 
 namespace echolab::test {
 namespace {
@@ -90,16 +91,12 @@ std::string try_prefix(const SocketAddress& address, std::uint32_t prefix, Paylo
   return received.empty() ? "" : std::to_string(received.size()) + " unexpected bytes after the echo";
 }
 
-class BadStreamInput : public testing::TestWithParam<std::string> {};
+class BadStreamInput : public EngineTest {};
 
 TEST_P(BadStreamInput, OversizeClosesAndCountsEdgeFramesEchoAndOthersAreServed) {
-  const auto& engine = GetParam();
-  if (const auto reason = skip_reason(engine); !reason.empty()) {
-    GTEST_SKIP() << reason;
-  }
-  const auto seed = test_seed();
-  SCOPED_TRACE("ECHOLAB_TEST_SEED=" + std::to_string(seed));
-  FastRandom random(seed);
+  const auto& engine = this->engine();
+  const auto seed = this->seed();
+  FastRandom& random = this->random();
   ServerUnderTest server(launch_of(engine, {"--max-frame", std::to_string(kMaxFrame)}));
   const auto address = server.address();
   GoodClient good(address, one_at_a_time(engine_info(engine)), random);
@@ -157,7 +154,7 @@ TEST_P(BadStreamInput, OversizeClosesAndCountsEdgeFramesEchoAndOthersAreServed) 
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, BadStreamInput, testing::ValuesIn(engine_names(Serves::streams)),
-                         [](const auto& param_info) { return test_name_part(param_info.param); });
+                         engine_case_name);
 
 // ---- datagrams --------------------------------------------------------------------------
 
@@ -201,14 +198,11 @@ bool echoed_with_resend(int fd, std::span<const std::byte> request,
   return false;
 }
 
-class BadDatagramInput : public testing::TestWithParam<std::string> {};
+class BadDatagramInput : public EngineTest {};
 
 TEST_P(BadDatagramInput, TruncatedDatagramsAreCountedNeverEchoed) {
-  const auto& engine = GetParam();
-  if (const auto reason = skip_reason(engine); !reason.empty()) {
-    GTEST_SKIP() << reason;
-  }
-  FastRandom random(test_seed());
+  const auto& engine = this->engine();
+  FastRandom& random = this->random();
   ServerUnderTest server(
       launch_of(engine, {"--protocol", "raw", "--datagram-buffer", std::to_string(kDatagramBuffer)}));
   auto fd = connect_socket(server.address(), SOCK_DGRAM, kIoTimeout);
@@ -257,7 +251,7 @@ TEST_P(BadDatagramInput, TruncatedDatagramsAreCountedNeverEchoed) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, BadDatagramInput, testing::ValuesIn(engine_names(Serves::datagrams)),
-                         [](const auto& param_info) { return test_name_part(param_info.param); });
+                         engine_case_name);
 
 }  // namespace
 }  // namespace echolab::test

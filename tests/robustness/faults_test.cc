@@ -9,6 +9,7 @@
 #include "tests/robustness/clients.h"
 #include "tests/robustness/robust_server.h"
 #include "tests/support/proc_fs.h"
+#include "tests/support/engine_test.h"
 
 namespace echolab::test {
 namespace {
@@ -25,16 +26,12 @@ std::vector<std::byte> frames_of(FastRandom& random, int count, std::size_t size
   return frames;
 }
 
-class ClientFaults : public testing::TestWithParam<std::string> {};
+class ClientFaults : public EngineTest {};
 
 TEST_P(ClientFaults, ServerSurvivesCountsAndClosesOnlyThatConnection) {
-  const auto& engine = GetParam();
-  if (const auto reason = skip_reason(engine); !reason.empty()) {
-    GTEST_SKIP() << reason;
-  }
-  const auto seed = test_seed();
-  SCOPED_TRACE("ECHOLAB_TEST_SEED=" + std::to_string(seed));
-  FastRandom random(seed);
+  const auto& engine = this->engine();
+  const auto seed = this->seed();
+  FastRandom& random = this->random();
   ServerUnderTest server(launch_of(engine, {"--max-frame", std::to_string(2 * kLargeFrame)}));
   const auto address = server.address();
   const bool serves_one_at_a_time = one_at_a_time(engine_info(engine));
@@ -135,7 +132,7 @@ TEST_P(ClientFaults, ServerSurvivesCountsAndClosesOnlyThatConnection) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, ClientFaults, testing::ValuesIn(engine_names(Serves::streams)),
-                         [](const auto& param_info) { return test_name_part(param_info.param); });
+                         engine_case_name);
 
 }  // namespace
 }  // namespace echolab::test

@@ -9,6 +9,7 @@
 
 #include "tests/robustness/clients.h"
 #include "tests/robustness/robust_server.h"
+#include "tests/support/engine_test.h"
 
 namespace echolab::test {
 namespace {
@@ -39,16 +40,12 @@ void expect_clean_exit(ServerUnderTest& server, StopReport& report) {
   EXPECT_TRUE(report.leftovers.empty());
 }
 
-class ShortStreamIo : public testing::TestWithParam<std::string> {};
+class ShortStreamIo : public EngineTest {};
 
 TEST_P(ShortStreamIo, EchoesByteExact) {
-  const auto& engine = GetParam();
-  if (const auto reason = skip_reason(engine); !reason.empty()) {
-    GTEST_SKIP() << reason;
-  }
-  const auto seed = test_seed();
-  SCOPED_TRACE("ECHOLAB_TEST_SEED=" + std::to_string(seed));
-  FastRandom random(seed);
+  const auto& engine = this->engine();
+  const auto seed = this->seed();
+  FastRandom& random = this->random();
   TempDir shim_dir("echolab-shim");
   ServerUnderTest server(shimmed(engine, shim_dir, {}));
   std::uint64_t bytes_echoed = 0;
@@ -90,18 +87,14 @@ TEST_P(ShortStreamIo, EchoesByteExact) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, ShortStreamIo, testing::ValuesIn(engine_names(Serves::streams)),
-                         [](const auto& param_info) { return test_name_part(param_info.param); });
+                         engine_case_name);
 
-class ShortDatagramIo : public testing::TestWithParam<std::string> {};
+class ShortDatagramIo : public EngineTest {};
 
 TEST_P(ShortDatagramIo, EchoesWholeDatagramsDespiteEintr) {
-  const auto& engine = GetParam();
-  if (const auto reason = skip_reason(engine); !reason.empty()) {
-    GTEST_SKIP() << reason;
-  }
-  const auto seed = test_seed();
-  SCOPED_TRACE("ECHOLAB_TEST_SEED=" + std::to_string(seed));
-  FastRandom random(seed);
+  const auto& engine = this->engine();
+  const auto seed = this->seed();
+  FastRandom& random = this->random();
   TempDir shim_dir("echolab-shim");
   ServerUnderTest server(shimmed(engine, shim_dir, {}));
   auto fd = connect_socket(server.address(), SOCK_DGRAM, kIoTimeout);
@@ -138,7 +131,7 @@ TEST_P(ShortDatagramIo, EchoesWholeDatagramsDespiteEintr) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, ShortDatagramIo, testing::ValuesIn(engine_names(Serves::datagrams)),
-                         [](const auto& param_info) { return test_name_part(param_info.param); });
+                         engine_case_name);
 
 }  // namespace
 }  // namespace echolab::test

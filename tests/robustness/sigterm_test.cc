@@ -11,6 +11,7 @@
 
 #include "tests/robustness/clients.h"
 #include "tests/robustness/robust_server.h"
+#include "tests/support/engine_test.h"
 
 namespace echolab::test {
 namespace {
@@ -59,16 +60,12 @@ void one_cycle(const SocketAddress& address, int i, FastRandom& random, std::vec
   }
 }
 
-class StopUnderLoad : public testing::TestWithParam<std::string> {};
+class StopUnderLoad : public EngineTest {};
 
 TEST_P(StopUnderLoad, NoLeakAnswersOwedEchoesRefusesNewExitsClean) {
-  const auto& engine = GetParam();
-  if (const auto reason = skip_reason(engine); !reason.empty()) {
-    GTEST_SKIP() << reason;
-  }
-  const auto seed = test_seed();
-  SCOPED_TRACE("ECHOLAB_TEST_SEED=" + std::to_string(seed));
-  FastRandom random(seed);
+  const auto& engine = this->engine();
+  const auto seed = this->seed();
+  FastRandom& random = this->random();
   ServerUnderTest server(launch_of(engine, {"--max-frame", std::to_string(kMaxFrame)}));
   const auto address = server.address();
   const int idle_fds = count_open_fds(server.pid());
@@ -137,7 +134,7 @@ TEST_P(StopUnderLoad, NoLeakAnswersOwedEchoesRefusesNewExitsClean) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, StopUnderLoad, testing::ValuesIn(engine_names(Serves::streams)),
-                         [](const auto& param_info) { return test_name_part(param_info.param); });
+                         engine_case_name);
 
 }  // namespace
 }  // namespace echolab::test
