@@ -9,7 +9,7 @@
 #include <string>
 
 #include "tests/support/engine_cases.h"
-#include "tests/engines/running_server.h"
+#include "tests/support/server_under_test.h"
 #include "tests/support/payload.h"
 #include "tests/support/socket_client.h"
 #include "tests/support/engine_test.h"
@@ -77,7 +77,7 @@ class RobustnessTest : public EngineTest {};
 TEST_P(RobustnessTest, ProtocolErrorsCloseOnlyTheOffendingConnection) {
   const auto& engine = this->engine();
   FastRandom& random = this->random();
-  RunningServer running(engine, Listen::tcp_v4, {"--max-frame", std::to_string(kMaxFrame)});
+  ServerUnderTest running(engine, Listen::tcp_v4, {"--max-frame", std::to_string(kMaxFrame)});
   const auto address = running.address();
   // The iterative engine serves one client at a time: the good client must leave before a
   // bad one can be served, so it reconnects for each round instead of staying connected.
@@ -130,8 +130,8 @@ TEST_P(RobustnessTest, ProtocolErrorsCloseOnlyTheOffendingConnection) {
   if (stats.is_null()) {
     return;
   }
-  EXPECT_EQ(counter(stats, "protocol_errors"), 2u) << "one per bad connection";
-  EXPECT_EQ(counter(stats, "connections_accepted"), connections);
+  EXPECT_EQ(stats_counter(stats, "protocol_errors"), 2u) << "one per bad connection";
+  EXPECT_EQ(stats_counter(stats, "connections_accepted"), connections);
 }
 
 // --verbose logs one line per accepted connection, even one its client reset before the
@@ -141,7 +141,7 @@ TEST_P(RobustnessTest, ProtocolErrorsCloseOnlyTheOffendingConnection) {
 TEST_P(RobustnessTest, VerboseLogsEveryAcceptedConnectionEvenIfResetAtOnce) {
   const auto& engine = this->engine();
   FastRandom& random = this->random();
-  RunningServer running(engine, Listen::tcp_v4, {"--verbose"});
+  ServerUnderTest running(engine, Listen::tcp_v4, {"--verbose"});
   const auto address = running.address();
   constexpr int kAbruptClients = 10;
   {
@@ -165,8 +165,8 @@ TEST_P(RobustnessTest, VerboseLogsEveryAcceptedConnectionEvenIfResetAtOnce) {
   for (const auto& line : split_lines(err)) {
     logged += line.starts_with("echolab-server: accepted ") ? 1 : 0;
   }
-  EXPECT_EQ(counter(stats, "connections_accepted"), std::uint64_t{kAbruptClients} + 2);
-  EXPECT_EQ(logged, counter(stats, "connections_accepted")) << "stderr:\n" << err;
+  EXPECT_EQ(stats_counter(stats, "connections_accepted"), std::uint64_t{kAbruptClients} + 2);
+  EXPECT_EQ(logged, stats_counter(stats, "connections_accepted")) << "stderr:\n" << err;
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, RobustnessTest, testing::ValuesIn(engine_names(Serves::streams)),

@@ -1,4 +1,4 @@
-// Case 1 of issue #5, bad input. Stream engines get every edge length prefix (0, 1,
+// Bad input. Stream engines get every edge length prefix (0, 1,
 // max-frame, max-frame+1, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF), each followed by no payload,
 // part of one and all of one, sent whole, byte by byte and split at random: an over-size
 // prefix closes that connection, is counted, and allocates nothing (the peak RSS of every
@@ -13,7 +13,9 @@
 #include <cstring>
 
 #include "tests/robustness/clients.h"
-#include "tests/robustness/robust_server.h"
+#include "tests/support/case_result.h"
+#include "tests/support/process_tree.h"
+#include "tests/support/server_under_test.h"
 #include "tests/support/engine_test.h"
 
 namespace echolab::test {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Merges the robustness suite's <case>.json files into results/robustness.json.
 
-Every measuring robustness test (parts A and B of issue #5) writes one JSON object,
+Every measuring robustness test (bad input, faults, limits, slow clients, namespaces...) writes one JSON object,
 {"case": ..., "engine": ..., <figures with units in their keys>}, into the directory
 $ECHOLAB_ROBUSTNESS_OUT (by default <build dir>/robustness). This script gathers them,
 adds where and when they were measured, summarises the figures the README reports per

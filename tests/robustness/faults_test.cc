@@ -1,4 +1,4 @@
-// Case 2 of issue #5, client faults: a reset (SO_LINGER 0) while the server is sending a
+// Client faults: a reset (SO_LINGER 0) while the server is sending a
 // large echo (which would raise SIGPIPE on a server that forgot MSG_NOSIGNAL), a reset
 // mid-frame, a half-close after sending (the echoes of complete frames still arrive), and a
 // plain close mid-frame. The server stays up, counts the resets, closes only that
@@ -7,7 +7,9 @@
 #include <sys/socket.h>
 
 #include "tests/robustness/clients.h"
-#include "tests/robustness/robust_server.h"
+#include "tests/support/case_result.h"
+#include "tests/support/process_tree.h"
+#include "tests/support/server_under_test.h"
 #include "tests/support/proc_fs.h"
 #include "tests/support/engine_test.h"
 

@@ -1,4 +1,4 @@
-// Cases 4 and 5 of issue #5, descriptor exhaustion.
+// Descriptor exhaustion.
 // EMFILE: the server starts with RLIMIT_NOFILE set (in its child, before exec) to exactly
 // what it uses when idle plus the connections the test holds open through it, so accept()
 // fails with EMFILE. A waiting client must be told at once (EOF or reset after a successful
@@ -17,7 +17,9 @@
 #include <cstring>
 
 #include "tests/robustness/clients.h"
-#include "tests/robustness/robust_server.h"
+#include "tests/support/case_result.h"
+#include "tests/support/process_tree.h"
+#include "tests/support/server_under_test.h"
 
 namespace echolab::test {
 namespace {

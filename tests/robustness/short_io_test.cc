@@ -1,4 +1,4 @@
-// Case 3 of issue #5: short reads and writes and EINTR everywhere. The server runs with
+// Short reads and writes and EINTR everywhere. The server runs with
 // io_shim preloaded (in its environment only), which makes every socket send and receive
 // move 1..7 bytes and fails one call in four with EINTR; every engine must still echo
 // byte-exact: random frames on streams, datagrams (which can only get the EINTR) whole.
@@ -8,7 +8,9 @@
 #include <fstream>
 
 #include "tests/robustness/clients.h"
-#include "tests/robustness/robust_server.h"
+#include "tests/support/case_result.h"
+#include "tests/support/process_tree.h"
+#include "tests/support/server_under_test.h"
 #include "tests/support/engine_test.h"
 
 namespace echolab::test {

@@ -1,4 +1,4 @@
-// Case 7 of issue #5. First, connect/close cycles mixing valid, malformed and reset clients:
+// SIGTERM under load. First, connect/close cycles mixing valid, malformed and reset clients:
 // the server's descriptor count returns to its idle value (no leak). Then SIGTERM under
 // load: echoes owed for frames the server already received are sent whole (the stream
 // ends at a frame boundary, byte-exact), new connections are refused once the stop is
@@ -10,7 +10,9 @@
 #include <cstdlib>
 
 #include "tests/robustness/clients.h"
-#include "tests/robustness/robust_server.h"
+#include "tests/support/case_result.h"
+#include "tests/support/process_tree.h"
+#include "tests/support/server_under_test.h"
 #include "tests/support/engine_test.h"
 
 namespace echolab::test {
