@@ -41,6 +41,10 @@ bool fd_limit_available() {
 
 // An exit of the refusal: non-zero, and exactly one line on stderr naming the limit.
 StartResult check_refusal(Process& server, const ExitStatus& status, std::string_view limit) {
+  // The exit can be seen before the last of stderr is read from the pipe: wait for its end.
+  if (!server.wait_for_output_closed(kExitDeadline)) {
+    return {Outcome::failed, "stderr still open after the exit: " + server.stderr_text()};
+  }
   const auto err = server.stderr_text();
   if (status.success() || !status.exited) {
     return {Outcome::failed, "exit " + status.describe() + ", stderr: " + err};
