@@ -177,14 +177,14 @@ int main(int argc, char** argv) {
     return run_command(args);
   } catch (const UsageError& e) {
     // printable(): a user's argument echoed back must not forge lines on the terminal.
-    std::cerr << "echolab-loadgen: " << printable(e.what()) << "\n";
+    std::cerr << ("echolab-loadgen: " + printable(e.what()) + "\n") << std::flush;
     return kUsageExit;
   } catch (const std::bad_alloc&) {
     std::cerr << "echolab-loadgen: out of memory (std::bad_alloc): fewer --connections or "
                  "--threads, or a smaller --size or --pipeline, need less\n";
     return kSystemExit;
   } catch (const std::exception& e) {
-    std::cerr << "echolab-loadgen: " << printable(e.what()) << "\n";
+    std::cerr << ("echolab-loadgen: " + printable(e.what()) + "\n") << std::flush;
     return kSystemExit;
   }
 }

@@ -179,6 +179,12 @@ int serve(const ServerCommandLine& line) {
   return engine_failed() ? 1 : 0;
 }
 
+// One write per error line: std::cerr is unbuffered, and a line written in pieces can be
+// read half-written by whoever watches stderr.
+void print_error_line(std::string_view what) {
+  std::cerr << ("echolab-server: " + printable(what) + "\n") << std::flush;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -200,13 +206,13 @@ int main(int argc, char** argv) {
     }
     return serve(line);
   } catch (const UsageError& error) {
-    std::cerr << "echolab-server: " << printable(error.what()) << '\n';
+    print_error_line(error.what());
     return 2;
   } catch (const std::system_error& error) {
-    std::cerr << "echolab-server: " << printable(error.what()) << '\n';
+    print_error_line(error.what());
     return 2;
   } catch (const std::exception& error) {
-    std::cerr << "echolab-server: " << printable(error.what()) << '\n';
+    print_error_line(error.what());
     return 1;
   }
 }

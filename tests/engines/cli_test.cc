@@ -21,7 +21,7 @@
 #include <tuple>
 #include <vector>
 
-#include "tests/engines/engine_cases.h"
+#include "tests/support/engine_cases.h"
 #include "tests/support/echo_server.h"
 #include "tests/support/process.h"
 #include "tests/support/socket_client.h"

@@ -15,8 +15,8 @@
 #include <tuple>
 #include <vector>
 
-#include "tests/engines/engine_cases.h"
-#include "tests/engines/running_server.h"
+#include "tests/support/engine_cases.h"
+#include "tests/support/server_under_test.h"
 #include "tests/support/payload.h"
 #include "tests/support/socket_client.h"
 
@@ -92,7 +92,7 @@ TEST_P(DatagramEchoTest, ConcurrentClientsGetEveryDatagramBackThenServerStopsCle
   }
   const auto seed = test_seed();
   SCOPED_TRACE("ECHOLAB_TEST_SEED=" + std::to_string(seed));
-  RunningServer running(engine, listen, {"--protocol", protocol});
+  ServerUnderTest running(engine, listen, {"--protocol", protocol});
   const auto address = running.address();
 
   std::vector<ClientReport> reports(kClients);
@@ -118,10 +118,10 @@ TEST_P(DatagramEchoTest, ConcurrentClientsGetEveryDatagramBackThenServerStopsCle
   if (stats.is_null()) {
     return;
   }
-  EXPECT_GE(counter(stats, "messages"), std::uint64_t{kClients} * kMessagesPerClient);
-  EXPECT_EQ(counter(stats, "protocol_errors"), 0u);
-  EXPECT_EQ(counter(stats, "datagrams_truncated"), 0u);
-  EXPECT_LE(counter(stats, "bytes_out"), counter(stats, "bytes_in"));
+  EXPECT_GE(stats_counter(stats, "messages"), std::uint64_t{kClients} * kMessagesPerClient);
+  EXPECT_EQ(stats_counter(stats, "protocol_errors"), 0u);
+  EXPECT_EQ(stats_counter(stats, "datagrams_truncated"), 0u);
+  EXPECT_LE(stats_counter(stats, "bytes_out"), stats_counter(stats, "bytes_in"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, DatagramEchoTest,

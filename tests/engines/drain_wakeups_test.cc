@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "core/stop.h"
-#include "tests/engines/engine_cases.h"
-#include "tests/engines/running_server.h"
+#include "tests/support/engine_cases.h"
+#include "tests/support/server_under_test.h"
 #include "tests/support/socket_client.h"
 
 namespace echolab::test {
@@ -45,7 +45,7 @@ TEST_P(DrainWakeupsTest, ADrainingLoopSleepsBetweenSlices) {
   if (find_engine(engine)->cap_option == "--workers") {
     flags.insert(flags.end(), {"--workers", std::to_string(kWorkers)});
   }
-  RunningServer server(engine, Listen::tcp_v4, flags);
+  ServerUnderTest server(engine, Listen::tcp_v4, flags);
   // Sends until every buffer between us is full and the server owes echoes it cannot send.
   auto fd = connect_socket(server.address(), SOCK_STREAM, std::chrono::milliseconds(500));
   const std::vector<std::byte> flood(kFlood, std::byte{0x5a});

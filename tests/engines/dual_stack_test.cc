@@ -5,8 +5,8 @@
 #include <chrono>
 #include <string>
 
-#include "tests/engines/engine_cases.h"
-#include "tests/engines/running_server.h"
+#include "tests/support/engine_cases.h"
+#include "tests/support/server_under_test.h"
 #include "tests/support/socket_client.h"
 
 namespace echolab::test {
@@ -29,7 +29,7 @@ TEST_P(DualStackTest, Ipv4ClientIsServedAsMappedPeer) {
     GTEST_SKIP() << reason;
   }
   const bool streams = find_engine(engine)->serves == Serves::streams;
-  RunningServer running(engine, streams ? Listen::tcp_v6 : Listen::udp_v6, {"--verbose"}, "[::]:0");
+  ServerUnderTest running(engine, streams ? Listen::tcp_v6 : Listen::udp_v6, {"--verbose"}, "[::]:0");
   auto& server = running.server();
   ASSERT_TRUE(server.ready().address.starts_with("[::]:")) << server.describe();
   const auto port = std::to_string(server.port());
@@ -57,7 +57,7 @@ TEST_P(DualStackTest, Ipv4ClientIsServedAsMappedPeer) {
   running.expect_no_fd_leak();
   const auto stats = running.stop_and_check();
   if (!stats.is_null()) {
-    EXPECT_GE(counter(stats, "messages"), 2u);
+    EXPECT_GE(stats_counter(stats, "messages"), 2u);
   }
 }
 

@@ -9,8 +9,8 @@
 #include <string>
 #include <tuple>
 
-#include "tests/engines/engine_cases.h"
-#include "tests/engines/running_server.h"
+#include "tests/support/engine_cases.h"
+#include "tests/support/server_under_test.h"
 #include "tests/support/payload.h"
 #include "tests/support/process.h"
 
@@ -62,7 +62,7 @@ TEST_P(RawStreamSocatTest, SocatGetsItsBytesBack) {
   if (const auto reason = skip_reason(engine, listen); !reason.empty()) {
     GTEST_SKIP() << reason;
   }
-  RunningServer running(engine, listen, {"--protocol", "raw"});
+  ServerUnderTest running(engine, listen, {"--protocol", "raw"});
   const auto input = "echolab raw echo\n" + random_text(256 * 1024, test_seed());
   const auto input_path = write_file(running.dir(), "input.bin", input);
   const auto& address = running.server().ready().address;
@@ -84,10 +84,10 @@ TEST_P(RawStreamSocatTest, SocatGetsItsBytesBack) {
   if (stats.is_null()) {
     return;
   }
-  EXPECT_GE(counter(stats, "messages"), 1u);
-  EXPECT_EQ(counter(stats, "bytes_in"), input.size());
-  EXPECT_EQ(counter(stats, "bytes_out"), input.size());
-  EXPECT_EQ(counter(stats, "protocol_errors"), 0u);
+  EXPECT_GE(stats_counter(stats, "messages"), 1u);
+  EXPECT_EQ(stats_counter(stats, "bytes_in"), input.size());
+  EXPECT_EQ(stats_counter(stats, "bytes_out"), input.size());
+  EXPECT_EQ(stats_counter(stats, "protocol_errors"), 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, RawStreamSocatTest,
@@ -109,7 +109,7 @@ TEST_P(RawDatagramSocatTest, SocatGetsItsDatagramsBack) {
   if (const auto reason = skip_reason(engine); !reason.empty()) {
     GTEST_SKIP() << reason;
   }
-  RunningServer running(engine, Listen::udp_v4, {"--protocol", "raw"});
+  ServerUnderTest running(engine, Listen::udp_v4, {"--protocol", "raw"});
   const auto target = "UDP:" + running.server().ready().address;
   // -b 65507: socat reads its input in blocks of that size, one datagram each; both inputs
   // fit in one. -t 1: how long it waits for the echo once its input ended.
@@ -135,8 +135,8 @@ TEST_P(RawDatagramSocatTest, SocatGetsItsDatagramsBack) {
   if (stats.is_null()) {
     return;
   }
-  EXPECT_GE(counter(stats, "messages"), 2u);
-  EXPECT_EQ(counter(stats, "protocol_errors"), 0u);
+  EXPECT_GE(stats_counter(stats, "messages"), 2u);
+  EXPECT_EQ(stats_counter(stats, "protocol_errors"), 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, RawDatagramSocatTest,

@@ -8,10 +8,11 @@
 #include <optional>
 #include <string>
 
-#include "tests/engines/engine_cases.h"
-#include "tests/engines/running_server.h"
+#include "tests/support/engine_cases.h"
+#include "tests/support/server_under_test.h"
 #include "tests/support/payload.h"
 #include "tests/support/socket_client.h"
+#include "tests/support/engine_test.h"
 
 namespace echolab::test {
 namespace {
@@ -71,21 +72,16 @@ testing::AssertionResult server_closes_after(const SocketAddress& address,
   return testing::AssertionFailure() << "connection not closed by the server: " << end.describe();
 }
 
-class RobustnessTest : public testing::TestWithParam<std::string> {};
+class RobustnessTest : public EngineTest {};
 
 TEST_P(RobustnessTest, ProtocolErrorsCloseOnlyTheOffendingConnection) {
-  const auto& engine = GetParam();
-  if (const auto reason = skip_reason(engine); !reason.empty()) {
-    GTEST_SKIP() << reason;
-  }
-  const auto seed = test_seed();
-  SCOPED_TRACE("ECHOLAB_TEST_SEED=" + std::to_string(seed));
-  FastRandom random(seed);
-  RunningServer running(engine, Listen::tcp_v4, {"--max-frame", std::to_string(kMaxFrame)});
+  const auto& engine = this->engine();
+  FastRandom& random = this->random();
+  ServerUnderTest running(engine, Listen::tcp_v4, {"--max-frame", std::to_string(kMaxFrame)});
   const auto address = running.address();
   // The iterative engine serves one client at a time: the good client must leave before a
   // bad one can be served, so it reconnects for each round instead of staying connected.
-  const bool one_client_at_a_time = engine == "iterative";
+  const bool one_client_at_a_time = one_at_a_time(engine_info(engine));
   std::optional<Fd> good;
   const auto good_client_is_echoed = [&](const char* when) {
     if (!good) {
@@ -134,8 +130,8 @@ TEST_P(RobustnessTest, ProtocolErrorsCloseOnlyTheOffendingConnection) {
   if (stats.is_null()) {
     return;
   }
-  EXPECT_EQ(counter(stats, "protocol_errors"), 2u) << "one per bad connection";
-  EXPECT_EQ(counter(stats, "connections_accepted"), connections);
+  EXPECT_EQ(stats_counter(stats, "protocol_errors"), 2u) << "one per bad connection";
+  EXPECT_EQ(stats_counter(stats, "connections_accepted"), connections);
 }
 
 // --verbose logs one line per accepted connection, even one its client reset before the
@@ -143,12 +139,9 @@ TEST_P(RobustnessTest, ProtocolErrorsCloseOnlyTheOffendingConnection) {
 // fails with ENOTCONN). The iterative engine, kept busy by a first client, is sure to meet
 // such connections; the others usually do, by racing the resets.
 TEST_P(RobustnessTest, VerboseLogsEveryAcceptedConnectionEvenIfResetAtOnce) {
-  const auto& engine = GetParam();
-  if (const auto reason = skip_reason(engine); !reason.empty()) {
-    GTEST_SKIP() << reason;
-  }
-  FastRandom random(test_seed());
-  RunningServer running(engine, Listen::tcp_v4, {"--verbose"});
+  const auto& engine = this->engine();
+  FastRandom& random = this->random();
+  ServerUnderTest running(engine, Listen::tcp_v4, {"--verbose"});
   const auto address = running.address();
   constexpr int kAbruptClients = 10;
   {
@@ -172,12 +165,12 @@ TEST_P(RobustnessTest, VerboseLogsEveryAcceptedConnectionEvenIfResetAtOnce) {
   for (const auto& line : split_lines(err)) {
     logged += line.starts_with("echolab-server: accepted ") ? 1 : 0;
   }
-  EXPECT_EQ(counter(stats, "connections_accepted"), std::uint64_t{kAbruptClients} + 2);
-  EXPECT_EQ(logged, counter(stats, "connections_accepted")) << "stderr:\n" << err;
+  EXPECT_EQ(stats_counter(stats, "connections_accepted"), std::uint64_t{kAbruptClients} + 2);
+  EXPECT_EQ(logged, stats_counter(stats, "connections_accepted")) << "stderr:\n" << err;
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, RobustnessTest, testing::ValuesIn(engine_names(Serves::streams)),
-                         [](const auto& case_info) { return test_name_part(case_info.param); });
+                         engine_case_name);
 
 }  // namespace
 }  // namespace echolab::test

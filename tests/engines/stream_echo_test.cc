@@ -1,7 +1,7 @@
 // Every stream engine, over TCP/IPv4, TCP/IPv6 and unix-stream: 32 concurrent clients each
 // send 500 framed messages of random content and log-uniform random size (0 to 64 KiB, the
 // edges always included), and every echoed byte is checked. Then the server must stop
-// cleanly on SIGTERM (see RunningServer) and its stats must account for the load.
+// cleanly on SIGTERM (see ServerUnderTest) and its stats must account for the load.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -11,8 +11,8 @@
 #include <tuple>
 #include <vector>
 
-#include "tests/engines/engine_cases.h"
-#include "tests/engines/running_server.h"
+#include "tests/support/engine_cases.h"
+#include "tests/support/server_under_test.h"
 #include "tests/support/payload.h"
 #include "tests/support/socket_client.h"
 
@@ -69,7 +69,7 @@ TEST_P(StreamEchoTest, ConcurrentClientsGetEveryFrameBackThenServerStopsCleanly)
   }
   const auto seed = test_seed();
   SCOPED_TRACE("ECHOLAB_TEST_SEED=" + std::to_string(seed));
-  RunningServer running(engine, listen);
+  ServerUnderTest running(engine, listen);
   const auto address = running.address();
 
   std::vector<ClientReport> reports(kClients);
@@ -91,16 +91,16 @@ TEST_P(StreamEchoTest, ConcurrentClientsGetEveryFrameBackThenServerStopsCleanly)
   if (stats.is_null()) {
     return;
   }
-  EXPECT_GE(counter(stats, "messages"), expected_messages);
-  EXPECT_GE(counter(stats, "connections_accepted"), std::uint64_t{kClients});
-  EXPECT_EQ(counter(stats, "connections_closed"), counter(stats, "connections_accepted"));
-  EXPECT_EQ(counter(stats, "protocol_errors"), 0u);
+  EXPECT_GE(stats_counter(stats, "messages"), expected_messages);
+  EXPECT_GE(stats_counter(stats, "connections_accepted"), std::uint64_t{kClients});
+  EXPECT_EQ(stats_counter(stats, "connections_closed"), stats_counter(stats, "connections_accepted"));
+  EXPECT_EQ(stats_counter(stats, "protocol_errors"), 0u);
   // Nothing failed in this run: a stop that interrupts accept() or recv() is no error.
   for (const char* name : {"accept_errors", "io_errors", "spawn_errors", "peer_resets"}) {
-    EXPECT_EQ(counter(stats, name), 0u) << "counters." << name;
+    EXPECT_EQ(stats_counter(stats, name), 0u) << "counters." << name;
   }
-  EXPECT_GE(counter(stats, "bytes_in"), payload_bytes);
-  EXPECT_EQ(counter(stats, "bytes_out"), counter(stats, "bytes_in")) << "every byte is echoed";
+  EXPECT_GE(stats_counter(stats, "bytes_in"), payload_bytes);
+  EXPECT_EQ(stats_counter(stats, "bytes_out"), stats_counter(stats, "bytes_in")) << "every byte is echoed";
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, StreamEchoTest,

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "core/io.h"
-#include "tests/engines/running_server.h"
+#include "tests/support/server_under_test.h"
 #include "tests/support/process.h"
 #include "tests/support/socket_client.h"
 
@@ -92,7 +92,7 @@ std::uint64_t syscalls(const nlohmann::json& stats, const char* name) {
 TEST(UdpBatch, BatchesAreRealAndEveryDatagramIsEchoedByteExact) {
   constexpr int kClients = 32;
   constexpr int kConcurrentRounds = 20;
-  RunningServer running("udp-batch", Listen::udp_v4, {"--workers", "4", "--batch", "32"});
+  ServerUnderTest running("udp-batch", Listen::udp_v4, {"--workers", "4", "--batch", "32"});
   const SocketAddress address = running.address();
   std::vector<Fd> clients;
   for (int i = 0; i < kClients; ++i) {
@@ -132,14 +132,14 @@ TEST(UdpBatch, BatchesAreRealAndEveryDatagramIsEchoedByteExact) {
   }
   const auto stats = running.stop_and_check();
   ASSERT_FALSE(stats.is_null());
-  const std::uint64_t messages = counter(stats, "messages");
+  const std::uint64_t messages = stats_counter(stats, "messages");
   EXPECT_GE(messages, std::uint64_t{kClients} * (kConcurrentRounds + 1));
   EXPECT_LE(messages, sent);
   EXPECT_LT(syscalls(stats, "recvmmsg"), messages) << stats["syscalls"].dump();
   EXPECT_LT(syscalls(stats, "sendmmsg"), messages) << stats["syscalls"].dump();
   EXPECT_EQ(syscalls(stats, "recvfrom"), 0u);
-  EXPECT_EQ(counter(stats, "io_errors"), 0u);
-  EXPECT_EQ(counter(stats, "bytes_out"), counter(stats, "bytes_in"));
+  EXPECT_EQ(stats_counter(stats, "io_errors"), 0u);
+  EXPECT_EQ(stats_counter(stats, "bytes_out"), stats_counter(stats, "bytes_in"));
   // 32 flows over 4 sockets: more than one worker served some (all on one: 4^-31).
   int busy_workers = 0;
   for (const auto& worker : stats["workers"]) {
@@ -149,7 +149,7 @@ TEST(UdpBatch, BatchesAreRealAndEveryDatagramIsEchoedByteExact) {
 }
 
 TEST(UdpBatch, BadDatagramsInsideABatchAreDroppedAndCountedAlone) {
-  RunningServer running("udp-batch", Listen::udp_v4,
+  ServerUnderTest running("udp-batch", Listen::udp_v4,
                         {"--workers", "1", "--batch", "32", "--datagram-buffer", "256"});
   const SocketAddress address = running.address();
   Fd good = connect_socket(address, SOCK_DGRAM, kReplyTimeout);
@@ -172,11 +172,11 @@ TEST(UdpBatch, BadDatagramsInsideABatchAreDroppedAndCountedAlone) {
   EXPECT_TRUE(receive_datagram_within(malformed.get()).empty());
   const auto stats = running.stop_and_check();
   ASSERT_FALSE(stats.is_null());
-  EXPECT_EQ(counter(stats, "messages"), 3u);
-  EXPECT_EQ(counter(stats, "datagrams_truncated"), 1u);
-  EXPECT_EQ(counter(stats, "protocol_errors"), 1u);
-  EXPECT_EQ(counter(stats, "datagrams_dropped"), 2u);
-  EXPECT_EQ(counter(stats, "io_errors"), 0u);
+  EXPECT_EQ(stats_counter(stats, "messages"), 3u);
+  EXPECT_EQ(stats_counter(stats, "datagrams_truncated"), 1u);
+  EXPECT_EQ(stats_counter(stats, "protocol_errors"), 1u);
+  EXPECT_EQ(stats_counter(stats, "datagrams_dropped"), 2u);
+  EXPECT_EQ(stats_counter(stats, "io_errors"), 0u);
   // All five in one recvmmsg (plus the one that ends at the stop), answered by one sendmmsg.
   EXPECT_LE(syscalls(stats, "recvmmsg"), 2u) << stats["syscalls"].dump();
   EXPECT_EQ(syscalls(stats, "sendmmsg"), 1u) << stats["syscalls"].dump();
@@ -185,7 +185,7 @@ TEST(UdpBatch, BadDatagramsInsideABatchAreDroppedAndCountedAlone) {
 TEST(UdpBatch, PeerThatNeverReadsDoesNotHoldTheBatchForOthers) {
   constexpr int kClients = 8;
   constexpr int kFlood = 64;
-  RunningServer running("udp-batch", Listen::udp_v4, {"--workers", "1", "--batch", "32"});
+  ServerUnderTest running("udp-batch", Listen::udp_v4, {"--workers", "1", "--batch", "32"});
   const SocketAddress address = running.address();
   Fd deaf = connect_socket(address, SOCK_DGRAM, milliseconds(100));
   const int tiny = 1;  // the kernel's minimum: a few replies fill it
@@ -213,8 +213,8 @@ TEST(UdpBatch, PeerThatNeverReadsDoesNotHoldTheBatchForOthers) {
   EXPECT_LT(deaf_replies, kFlood) << "the peer's queue never filled: the test proves nothing";
   const auto stats = running.stop_and_check();
   ASSERT_FALSE(stats.is_null());
-  EXPECT_EQ(counter(stats, "messages"), std::uint64_t{kFlood + kClients});
-  EXPECT_EQ(counter(stats, "io_errors"), 0u);
+  EXPECT_EQ(stats_counter(stats, "messages"), std::uint64_t{kFlood + kClients});
+  EXPECT_EQ(stats_counter(stats, "io_errors"), 0u);
 }
 
 // The reply path itself, where a full peer queue is reported (unix datagram sockets refuse a

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "tests/engines/engine_cases.h"
-#include "tests/engines/running_server.h"
+#include "tests/support/engine_cases.h"
+#include "tests/support/server_under_test.h"
 #include "tests/support/payload.h"
 #include "tests/support/socket_client.h"
 
@@ -38,7 +38,7 @@ TEST_P(WorkerBalanceTest, EveryWorkerReportsItsShareOfConnections) {
   if (const auto reason = skip_reason(engine, Listen::tcp_v4); !reason.empty()) {
     GTEST_SKIP() << reason;
   }
-  RunningServer server(engine, Listen::tcp_v4, {"--workers", std::to_string(kWorkers)});
+  ServerUnderTest server(engine, Listen::tcp_v4, {"--workers", std::to_string(kWorkers)});
   FastRandom random(test_seed());
   std::vector<std::byte> scratch;
   for (int i = 0; i < kConnections; ++i) {
@@ -63,7 +63,7 @@ TEST_P(WorkerBalanceTest, EveryWorkerReportsItsShareOfConnections) {
   }
   EXPECT_EQ(connections, static_cast<std::uint64_t>(kConnections)) << workers.dump();
   EXPECT_EQ(messages, static_cast<std::uint64_t>(kConnections)) << workers.dump();
-  EXPECT_EQ(counter(stats, "connections_accepted"), static_cast<std::uint64_t>(kConnections));
+  EXPECT_EQ(stats_counter(stats, "connections_accepted"), static_cast<std::uint64_t>(kConnections));
   if (find_engine(engine)->reuse_port_listener) {
     // The 4-tuple hash puts all 64 on one of 4 listeners with probability 4^-63.
     EXPECT_GT(workers_with_connections, 1) << workers.dump();

@@ -60,12 +60,8 @@ std::string case_name(const ::testing::TestParamInfo<std::tuple<std::string, std
   return name;
 }
 
-std::vector<std::string> engine_names(Serves serves) {
-  std::vector<std::string> names;
-  for (const EngineInfo& engine : engines()) {
-    if (engine.serves == serves && engine.available()) names.emplace_back(engine.name);
-  }
-  return names;
+std::vector<std::string> available_engines(Serves serves) {
+  return engine_names([serves](const EngineInfo& engine) { return engine.serves == serves && engine.available(); });
 }
 
 // --- every stream engine, every mode, over TCP -------------------------------------------
@@ -76,8 +72,8 @@ TEST_P(StreamEngineModes, EveryMessageVerified) {
   const auto& [engine, mode] = GetParam();
   TempDir dir("loadgen-engine");
   EchoServerProcess server = start_echolab_server(engine, "tcp", "framed", "127.0.0.1:0");
-  // The iterative engine serves one connection at a time: more would starve by design.
-  const std::string connections = engine == "iterative" ? "1" : (mode == "connect" ? "2" : "4");
+  // An engine serving one connection at a time: more would starve by design.
+  const std::string connections = one_at_a_time(engine_info(engine)) ? "1" : (mode == "connect" ? "2" : "4");
   std::vector<std::string> args = {"--target", server.ready().address, "--mode", mode,
                                    "--connections", connections, "--size", "16..2000"};
   if (mode == "open") {
@@ -95,7 +91,7 @@ TEST_P(StreamEngineModes, EveryMessageVerified) {
 
 std::vector<std::tuple<std::string, std::string>> stream_cases() {
   std::vector<std::tuple<std::string, std::string>> cases;
-  for (const std::string& engine : engine_names(Serves::streams)) {
+  for (const std::string& engine : available_engines(Serves::streams)) {
     for (const char* mode : {"closed", "open", "connect"}) cases.emplace_back(engine, mode);
   }
   return cases;
@@ -125,7 +121,7 @@ TEST_P(DatagramEngineModes, EveryMessageAccountedFor) {
 
 std::vector<std::tuple<std::string, std::string>> datagram_cases() {
   std::vector<std::tuple<std::string, std::string>> cases;
-  for (const std::string& engine : engine_names(Serves::datagrams)) {
+  for (const std::string& engine : available_engines(Serves::datagrams)) {
     for (const char* mode : {"closed", "open"}) cases.emplace_back(engine, mode);
   }
   return cases;

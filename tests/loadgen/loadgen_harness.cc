@@ -32,36 +32,8 @@ int pick_free_udp_port() {
 
 }  // namespace
 
-std::string loadgen_binary() { return ECHOLAB_LOADGEN_BIN; }
-std::string server_binary() { return ECHOLAB_SERVER_BIN; }
 std::string source_path(const std::string& relative) {
   return std::string(ECHOLAB_SOURCE_DIR) + "/" + relative;
-}
-
-std::string LoadgenOutcome::describe() const {
-  return status.describe() + "\n--- stderr:\n" + err + "\n--- stdout:\n" + out;
-}
-
-LoadgenOutcome run_loadgen(const TempDir& dir, std::vector<std::string> args, milliseconds deadline,
-                           const SpawnOptions& options) {
-  std::string json_path;
-  if (std::find(args.begin(), args.end(), "--json") == args.end()) {
-    json_path = dir.file("result-" + std::to_string(unique_number()) + ".json");
-    args.push_back("--json");
-    args.push_back(json_path);
-  }
-  args.insert(args.begin(), loadgen_binary());
-  CompletedProcess done = run_process(args, deadline, options);
-  LoadgenOutcome outcome{done.status, std::move(done.out), std::move(done.err), nullptr};
-  struct stat info {};
-  if (!json_path.empty() && ::stat(json_path.c_str(), &info) == 0) {
-    outcome.json = read_json_file(json_path);
-  }
-  return outcome;
-}
-
-std::vector<std::string> quick_flags(const std::string& duration) {
-  return {"--warmup", "0.1s", "--duration", duration, "--timeout", "1s", "--quiet", "--no-status"};
 }
 
 EchoServerProcess start_echolab_server(const std::string& engine, const std::string& transport,

@@ -1,4 +1,4 @@
-// Case 1 of issue #5, bad input. Stream engines get every edge length prefix (0, 1,
+// Bad input. Stream engines get every edge length prefix (0, 1,
 // max-frame, max-frame+1, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF), each followed by no payload,
 // part of one and all of one, sent whole, byte by byte and split at random: an over-size
 // prefix closes that connection, is counted, and allocates nothing (the peak RSS of every
@@ -13,7 +13,10 @@
 #include <cstring>
 
 #include "tests/robustness/clients.h"
-#include "tests/robustness/robust_server.h"
+#include "tests/support/case_result.h"
+#include "tests/support/process_tree.h"
+#include "tests/support/server_under_test.h"
+#include "tests/support/engine_test.h"
 
 namespace echolab::test {
 namespace {
@@ -90,19 +93,15 @@ std::string try_prefix(const SocketAddress& address, std::uint32_t prefix, Paylo
   return received.empty() ? "" : std::to_string(received.size()) + " unexpected bytes after the echo";
 }
 
-class BadStreamInput : public testing::TestWithParam<std::string> {};
+class BadStreamInput : public EngineTest {};
 
 TEST_P(BadStreamInput, OversizeClosesAndCountsEdgeFramesEchoAndOthersAreServed) {
-  const auto& engine = GetParam();
-  if (const auto reason = engine_skip_reason(engine); !reason.empty()) {
-    GTEST_SKIP() << reason;
-  }
-  const auto seed = test_seed();
-  SCOPED_TRACE("ECHOLAB_TEST_SEED=" + std::to_string(seed));
-  FastRandom random(seed);
+  const auto& engine = this->engine();
+  const auto seed = this->seed();
+  FastRandom& random = this->random();
   ServerUnderTest server(launch_of(engine, {"--max-frame", std::to_string(kMaxFrame)}));
   const auto address = server.address();
-  GoodClient good(address, engine == "iterative", random);
+  GoodClient good(address, one_at_a_time(engine_info(engine)), random);
   ASSERT_EQ(good.round(kMaxFrame), "") << server.describe();
   // The baseline is the peak after warm-up: allocator arenas and the first buffers exist.
   PeakRssSampler rss(server.pid());
@@ -156,8 +155,8 @@ TEST_P(BadStreamInput, OversizeClosesAndCountsEdgeFramesEchoAndOthersAreServed) 
                      {"seed", seed}});
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, BadStreamInput, testing::ValuesIn(stream_engine_names()),
-                         [](const auto& param_info) { return engine_param_name(param_info.param); });
+INSTANTIATE_TEST_SUITE_P(Engines, BadStreamInput, testing::ValuesIn(engine_names(Serves::streams)),
+                         engine_case_name);
 
 // ---- datagrams --------------------------------------------------------------------------
 
@@ -201,14 +200,11 @@ bool echoed_with_resend(int fd, std::span<const std::byte> request,
   return false;
 }
 
-class BadDatagramInput : public testing::TestWithParam<std::string> {};
+class BadDatagramInput : public EngineTest {};
 
 TEST_P(BadDatagramInput, TruncatedDatagramsAreCountedNeverEchoed) {
-  const auto& engine = GetParam();
-  if (const auto reason = engine_skip_reason(engine); !reason.empty()) {
-    GTEST_SKIP() << reason;
-  }
-  FastRandom random(test_seed());
+  const auto& engine = this->engine();
+  FastRandom& random = this->random();
   ServerUnderTest server(
       launch_of(engine, {"--protocol", "raw", "--datagram-buffer", std::to_string(kDatagramBuffer)}));
   auto fd = connect_socket(server.address(), SOCK_DGRAM, kIoTimeout);
@@ -256,8 +252,8 @@ TEST_P(BadDatagramInput, TruncatedDatagramsAreCountedNeverEchoed) {
                      {"stray_replies", others.size()}});
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, BadDatagramInput, testing::ValuesIn(datagram_engine_names()),
-                         [](const auto& param_info) { return engine_param_name(param_info.param); });
+INSTANTIATE_TEST_SUITE_P(Engines, BadDatagramInput, testing::ValuesIn(engine_names(Serves::datagrams)),
+                         engine_case_name);
 
 }  // namespace
 }  // namespace echolab::test

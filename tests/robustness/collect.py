@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Merges the robustness suite's <case>.json files into results/robustness.json.
 
-Every measuring robustness test writes one JSON object,
+Every measuring robustness test (bad input, faults, limits, slow clients, namespaces...) writes one JSON object,
 {"case": ..., "engine": ..., <figures with units in their keys>}, into the directory
 $ECHOLAB_ROBUSTNESS_OUT (by default <build dir>/robustness). This script gathers them,
 adds where and when they were measured, summarises the figures the README reports per
@@ -77,7 +77,7 @@ REGRESSION_CLASSES = [
     ("datagram replies never block the server; refused replies are counted",
      ["robustness_datagram_replies_test"]),
     ("an engine's own descriptors past what it can watch: refused before the ready line",
-     ["robustness_select_own_fds_test"]),
+     ["robustness_own_descriptors_test"]),
     ("stray signals are ignored or stop cleanly; a signalled prefork worker is replaced; "
      "children die with their parent", ["robustness_signals_test"]),
     ("the benchmark runner kills a cell's whole process group", ["robustness_runner_group"]),

@@ -25,8 +25,8 @@
 #include "core/stop.h"
 #include "servers/connection.h"
 #include "servers/engines/datagram.h"
-#include "tests/engines/engine_cases.h"
-#include "tests/engines/running_server.h"
+#include "tests/support/engine_cases.h"
+#include "tests/support/server_under_test.h"
 #include "tests/support/payload.h"
 #include "tests/support/socket_client.h"
 
@@ -100,7 +100,7 @@ TEST_P(DatagramRepliesTest, NonReaderCostsOnlyItsOwnReplies) {
   if (const auto reason = skip_reason(engine, listen); !reason.empty()) {
     GTEST_SKIP() << reason;
   }
-  RunningServer running(engine, listen, {"--protocol", "raw", "--workers", "2"});
+  ServerUnderTest running(engine, listen, {"--protocol", "raw", "--workers", "2"});
   const auto address = running.address();
   auto non_reader = bound_non_reader(address);
   flood(non_reader.get(), address, kFloodDatagrams);
@@ -123,9 +123,9 @@ TEST_P(DatagramRepliesTest, NonReaderCostsOnlyItsOwnReplies) {
   // UDP on loopback drops at the full receiver without telling the sender; a unix datagram
   // socket refuses the send, which the server must count.
   if (listen == Listen::unix_dgram) {
-    EXPECT_GT(counter(stats, "replies_dropped"), 0u);
+    EXPECT_GT(stats_counter(stats, "replies_dropped"), 0u);
   }
-  EXPECT_EQ(counter(stats, "io_errors"), 0u);
+  EXPECT_EQ(stats_counter(stats, "io_errors"), 0u);
 }
 
 // Only a unix datagram client can send without an address.
@@ -137,7 +137,7 @@ TEST_P(UnboundClientTest, UnboundUnixClientIsDroppedNotCountedAsMessage) {
     GTEST_SKIP() << reason;
   }
   constexpr int kUnbound = 3;
-  RunningServer running(engine, Listen::unix_dgram, {"--protocol", "raw"});
+  ServerUnderTest running(engine, Listen::unix_dgram, {"--protocol", "raw"});
   const auto address = running.address();
   {
     Fd unbound(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
@@ -158,8 +158,8 @@ TEST_P(UnboundClientTest, UnboundUnixClientIsDroppedNotCountedAsMessage) {
   if (stats.is_null()) {
     return;
   }
-  EXPECT_EQ(counter(stats, "messages"), static_cast<std::uint64_t>(good));
-  EXPECT_EQ(counter(stats, "datagrams_dropped"), static_cast<std::uint64_t>(kUnbound));
+  EXPECT_EQ(stats_counter(stats, "messages"), static_cast<std::uint64_t>(good));
+  EXPECT_EQ(stats_counter(stats, "datagrams_dropped"), static_cast<std::uint64_t>(kUnbound));
 }
 
 std::vector<Case> all_cases() {

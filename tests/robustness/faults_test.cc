@@ -1,4 +1,4 @@
-// Case 2 of issue #5, client faults: a reset (SO_LINGER 0) while the server is sending a
+// Client faults: a reset (SO_LINGER 0) while the server is sending a
 // large echo (which would raise SIGPIPE on a server that forgot MSG_NOSIGNAL), a reset
 // mid-frame, a half-close after sending (the echoes of complete frames still arrive), and a
 // plain close mid-frame. The server stays up, counts the resets, closes only that
@@ -7,8 +7,11 @@
 #include <sys/socket.h>
 
 #include "tests/robustness/clients.h"
-#include "tests/robustness/robust_server.h"
+#include "tests/support/case_result.h"
+#include "tests/support/process_tree.h"
+#include "tests/support/server_under_test.h"
 #include "tests/support/proc_fs.h"
+#include "tests/support/engine_test.h"
 
 namespace echolab::test {
 namespace {
@@ -25,22 +28,18 @@ std::vector<std::byte> frames_of(FastRandom& random, int count, std::size_t size
   return frames;
 }
 
-class ClientFaults : public testing::TestWithParam<std::string> {};
+class ClientFaults : public EngineTest {};
 
 TEST_P(ClientFaults, ServerSurvivesCountsAndClosesOnlyThatConnection) {
-  const auto& engine = GetParam();
-  if (const auto reason = engine_skip_reason(engine); !reason.empty()) {
-    GTEST_SKIP() << reason;
-  }
-  const auto seed = test_seed();
-  SCOPED_TRACE("ECHOLAB_TEST_SEED=" + std::to_string(seed));
-  FastRandom random(seed);
+  const auto& engine = this->engine();
+  const auto seed = this->seed();
+  FastRandom& random = this->random();
   ServerUnderTest server(launch_of(engine, {"--max-frame", std::to_string(2 * kLargeFrame)}));
   const auto address = server.address();
-  const bool one_at_a_time = engine == "iterative";
+  const bool serves_one_at_a_time = one_at_a_time(engine_info(engine));
   // Right after the ready line, before any client: the descriptors of an idle server.
   const int baseline_fds = count_open_fds(server.pid());
-  GoodClient good(address, one_at_a_time, random);
+  GoodClient good(address, serves_one_at_a_time, random);
   ASSERT_EQ(good.round(1000), "");
 
   int resets = 0;
@@ -70,7 +69,7 @@ TEST_P(ClientFaults, ServerSurvivesCountsAndClosesOnlyThatConnection) {
       frame.resize(500);
       ASSERT_TRUE(send_all(fd.get(), frame).ok());
       bytes_abandoned += frame.size();
-      if (one_at_a_time) {
+      if (serves_one_at_a_time) {
         good.disconnect();
       }
       std::this_thread::sleep_for(milliseconds(20));  // let the server read the half frame
@@ -134,8 +133,8 @@ TEST_P(ClientFaults, ServerSurvivesCountsAndClosesOnlyThatConnection) {
                      {"seed", seed}});
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, ClientFaults, testing::ValuesIn(stream_engine_names()),
-                         [](const auto& param_info) { return engine_param_name(param_info.param); });
+INSTANTIATE_TEST_SUITE_P(Engines, ClientFaults, testing::ValuesIn(engine_names(Serves::streams)),
+                         engine_case_name);
 
 }  // namespace
 }  // namespace echolab::test

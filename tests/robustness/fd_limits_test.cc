@@ -1,4 +1,4 @@
-// Cases 4 and 5 of issue #5, descriptor exhaustion.
+// Descriptor exhaustion.
 // EMFILE: the server starts with RLIMIT_NOFILE set (in its child, before exec) to exactly
 // what it uses when idle plus the connections the test holds open through it, so accept()
 // fails with EMFILE. A waiting client must be told at once (EOF or reset after a successful
@@ -9,13 +9,17 @@
 // ECHOLAB_SERVER_BIN at that build's server, see run_in_preset.sh).
 #include <gtest/gtest.h>
 #include <sys/resource.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "tests/robustness/clients.h"
-#include "tests/robustness/robust_server.h"
+#include "tests/support/case_result.h"
+#include "tests/support/process_tree.h"
+#include "tests/support/server_under_test.h"
 
 namespace echolab::test {
 namespace {
@@ -34,22 +38,26 @@ struct EmfilePlan {
   int held = 0;
 };
 
-EmfilePlan plan_for(const std::string& engine) {
-  if (engine == "select" || engine == "thread") {
-    return {{}, 3};
+EmfilePlan plan_for(const EngineInfo& engine) {
+  // Connections served in the accepting process itself: a readiness loop's, or a thread's.
+  const bool in_acceptor = !engine.connections_in_children;
+  switch (engine.concurrency) {
+    case Concurrency::multiplexed:
+    case Concurrency::per_connection:
+      return in_acceptor ? EmfilePlan{{}, 3} : EmfilePlan{{}, 0};
+    case Concurrency::pool:
+      // Threads: one worker serves the held client, the other accepts. Processes: the one
+      // worker's own table fills.
+      return in_acceptor ? EmfilePlan{cap_flags(engine, 2), 1} : EmfilePlan{cap_flags(engine, 1), 0};
+    case Concurrency::one_at_a_time:
+      return {{}, 0};
   }
-  if (engine == "prethread") {
-    return {{"--workers", "2"}, 1};  // one worker serves the held client, the other accepts
-  }
-  if (engine == "prefork") {
-    return {{"--workers", "1"}, 0};
-  }
-  return {{}, 0};  // iterative, fork
+  return {{}, 0};
 }
 
-// The process whose table fills: the prefork worker, else the server itself.
-pid_t accepting_process(ServerUnderTest& server, const std::string& engine) {
-  if (engine == "prefork") {
+// The process whose table fills: a pre-forked worker, else the server itself.
+pid_t accepting_process(ServerUnderTest& server, const EngineInfo& engine) {
+  if (accepts_in_children(engine)) {
     for (int i = 0; i < 200; ++i) {
       if (const auto children = list_descendants(server.pid()); !children.empty()) {
         return children.front().pid;
@@ -78,7 +86,7 @@ class AcceptEmfile : public testing::TestWithParam<std::string> {};
 
 TEST_P(AcceptEmfile, ClientIsClosedServerDoesNotSpinAndAcceptingResumes) {
   const auto& engine = GetParam();
-  if (const auto reason = engine_skip_reason(engine); !reason.empty()) {
+  if (const auto reason = skip_reason(engine); !reason.empty()) {
     GTEST_SKIP() << reason;
   }
   if (kServerUnderAsan) {
@@ -86,12 +94,13 @@ TEST_P(AcceptEmfile, ClientIsClosedServerDoesNotSpinAndAcceptingResumes) {
                     "stops the server before it listens; this case runs in the plain and fortify builds";
   }
   FastRandom random(test_seed());
-  const EmfilePlan plan = plan_for(engine);
+  const EngineInfo& info = engine_info(engine);
+  const EmfilePlan plan = plan_for(info);
   // A probe run measures the idle descriptor count of the accepting process.
   int idle_fds = 0;
   {
     ServerUnderTest probe(launch_of(engine, plan.flags));
-    const pid_t accepting = accepting_process(probe, engine);
+    const pid_t accepting = accepting_process(probe, info);
     std::this_thread::sleep_for(milliseconds(100));  // let a pool settle its start-up
     idle_fds = count_open_fds(accepting);
     ASSERT_GT(idle_fds, 0);
@@ -168,29 +177,35 @@ TEST_P(AcceptEmfile, ClientIsClosedServerDoesNotSpinAndAcceptingResumes) {
                      {"zombies_after", report.leftovers.size()}});
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, AcceptEmfile, testing::ValuesIn(stream_engine_names()),
-                         [](const auto& param_info) { return engine_param_name(param_info.param); });
+INSTANTIATE_TEST_SUITE_P(Engines, AcceptEmfile, testing::ValuesIn(engine_names(Serves::streams)),
+                         [](const auto& param_info) { return test_name_part(param_info.param); });
 
-TEST(SelectFdSetSize, DescriptorsPastFdSetSizeAreRefusedAndCounted) {
-  if (const auto reason = engine_skip_reason("select"); !reason.empty()) {
+// Engines that can watch only descriptors below a limit (select: FD_SETSIZE).
+class DescriptorLimit : public testing::TestWithParam<std::string> {};
+
+TEST_P(DescriptorLimit, DescriptorsPastTheLimitAreRefusedAndCounted) {
+  const auto& engine = GetParam();
+  if (const auto reason = skip_reason(engine); !reason.empty()) {
     GTEST_SKIP() << reason;
   }
-  constexpr int kConnections = 1100;
-  ASSERT_GE(raise_own_fd_limit(kConnections + 200), static_cast<rlim_t>(kConnections + 100))
+  const int below = engine_info(engine).descriptors.below;
+  const int connections = below + 76;
+  ASSERT_GE(raise_own_fd_limit(static_cast<rlim_t>(connections + 200)), static_cast<rlim_t>(connections + 100))
       << "this test process cannot hold the connections";
   FastRandom random(test_seed());
-  ServerLaunch launch = launch_of("select");
-  launch.spawn.limits = {{RLIMIT_NOFILE, 4096, 4096}};
+  ServerLaunch launch = launch_of(engine);
+  const auto server_limit = std::max<rlim_t>(4096, static_cast<rlim_t>(connections + 200));
+  launch.spawn.limits = {{RLIMIT_NOFILE, server_limit, server_limit}};
   ServerUnderTest server(launch);
   const auto address = server.address();
   std::vector<Fd> clients;
   std::vector<std::byte> scratch;
   int served = 0;
   int refused = 0;
-  for (int i = 0; i < kConnections; ++i) {
+  for (int i = 0; i < connections; ++i) {
     clients.push_back(connect_socket(address, SOCK_STREAM, kIoTimeout));
     // Each client echoes once before the next connects, so the server's descriptor numbers
-    // grow one by one: the first ~1015 fit in an fd_set, the rest must be refused.
+    // grow one by one: the first ~below - 9 fit (in an fd_set), the rest must be refused.
     const auto error = check_echo(clients.back().get(), make_frame(random_bytes(random, 64)), scratch);
     if (error.empty()) {
       ++served;
@@ -209,8 +224,8 @@ TEST(SelectFdSetSize, DescriptorsPastFdSetSizeAreRefusedAndCounted) {
     }
   }
   clients.clear();
-  EXPECT_GT(refused, 0) << "no connection reached FD_SETSIZE";
-  EXPECT_GT(served, 1000);
+  EXPECT_GT(refused, 0) << "no connection reached " << engine_info(engine).descriptors.name;
+  EXPECT_GT(served, below - 24);
   EXPECT_GT(served_again, 0);
   const auto report = server.stop();
   ASSERT_TRUE(report.status) << server.describe();
@@ -218,17 +233,68 @@ TEST(SelectFdSetSize, DescriptorsPastFdSetSizeAreRefusedAndCounted) {
   ASSERT_FALSE(report.stats.is_null());
   const auto counted = stats_counter(report.stats, "connections_refused");
   EXPECT_EQ(counted, static_cast<std::uint64_t>(refused));
-  write_case_result({{"case", "fd_setsize_select"},
+  write_case_result({{"case", case_name("fd_setsize", engine)},
                      {"test", "fd_setsize"},
-                     {"engine", "select"},
-                     {"server_binary", robustness_server_binary()},
-                     {"connections_opened", kConnections},
+                     {"engine", engine},
+                     {"server_binary", server_binary()},
+                     {"connections_opened", connections},
                      {"connections_served", served},
                      {"connections_refused", refused},
                      {"connections_refused_counted", counted},
                      {"exit_code", report.status->code},
                      {"exit_signal", report.status->signal}});
 }
+
+INSTANTIATE_TEST_SUITE_P(Engines, DescriptorLimit,
+                         testing::ValuesIn(engine_names([](const EngineInfo& engine) {
+                           return engine.descriptors.below >= 0;
+                         })),
+                         [](const auto& param_info) { return test_name_part(param_info.param); });
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(DescriptorLimit);
+
+// Readiness loops with no descriptor limit (poll, epoll) serve clients numbered past
+// FD_SETSIZE like any other: the limit is select's, not the loop's.
+class NoDescriptorLimit : public testing::TestWithParam<std::string> {};
+
+TEST_P(NoDescriptorLimit, ClientsPastFdSetSizeAreServed) {
+  const auto& engine = GetParam();
+  if (const auto reason = skip_reason(engine); !reason.empty()) {
+    GTEST_SKIP() << reason;
+  }
+  constexpr int kConnections = FD_SETSIZE + 76;
+  ASSERT_GE(raise_own_fd_limit(kConnections + 200), static_cast<rlim_t>(kConnections + 100))
+      << "this test process cannot hold the connections";
+  FastRandom random(test_seed());
+  ServerLaunch launch = launch_of(engine);
+  launch.spawn.limits = {{RLIMIT_NOFILE, 4096, 4096}};
+  ServerUnderTest server(launch);
+  const auto address = server.address();
+  std::vector<Fd> clients;
+  std::vector<std::byte> scratch;
+  for (int i = 0; i < kConnections; ++i) {
+    clients.push_back(connect_socket(address, SOCK_STREAM, kIoTimeout));
+    ASSERT_EQ(check_echo(clients.back().get(), make_frame(random_bytes(random, 64)), scratch), "")
+        << "client " << i << ": " << server.describe();
+  }
+  for (std::size_t i = 0; i < clients.size(); i += 97) {
+    EXPECT_EQ(check_echo(clients[i].get(), make_frame(random_bytes(random, 64)), scratch), "")
+        << "client " << i << " again";
+  }
+  clients.clear();
+  const auto report = server.stop();
+  ASSERT_TRUE(report.status) << server.describe();
+  EXPECT_TRUE(report.status->success()) << report.status->describe() << ": " << server.describe();
+  ASSERT_FALSE(report.stats.is_null());
+  EXPECT_EQ(stats_counter(report.stats, "connections_refused"), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, NoDescriptorLimit,
+                         testing::ValuesIn(engine_names([](const EngineInfo& engine) {
+                           return engine.concurrency == Concurrency::multiplexed &&
+                                  engine.descriptors.below < 0;
+                         })),
+                         [](const auto& param_info) { return test_name_part(param_info.param); });
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(NoDescriptorLimit);
 
 }  // namespace
 }  // namespace echolab::test

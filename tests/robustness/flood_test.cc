@@ -1,4 +1,5 @@
-// Case 6 of issue #5: connection floods against fork and thread with a cap of 4. Sixty-four
+// Connection floods against every engine with a process or thread per connection (fork,
+// thread), with a cap of 4. Sixty-four
 // clients connect at once and each does a few echoes: live children (by PPid) or connection
 // threads (Threads minus the main one) never exceed the cap, every client is eventually
 // served (the rest wait in the backlog), and no zombie is left. Then fork()/pthread_create
@@ -18,7 +19,9 @@
 #include <optional>
 
 #include "tests/robustness/clients.h"
-#include "tests/robustness/robust_server.h"
+#include "tests/support/case_result.h"
+#include "tests/support/process_tree.h"
+#include "tests/support/server_under_test.h"
 
 namespace echolab::test {
 namespace {
@@ -28,13 +31,9 @@ constexpr int kClients = 64;
 constexpr int kEchoesPerClient = 3;
 constexpr milliseconds kIoTimeout{30'000};
 
-std::string cap_flag(const std::string& engine) {
-  return engine == "fork" ? "--max-children" : "--max-threads";
-}
-
 // Children or connection threads serving right now.
-int live_workers(pid_t server, const std::string& engine) {
-  if (engine == "fork") {
+int live_workers(pid_t server, const EngineInfo& engine) {
+  if (engine.connections_in_children) {
     return live_children(server);
   }
   return static_cast<int>(proc_status_field(server, "Threads").value_or(1)) - 1;
@@ -45,7 +44,7 @@ int live_workers(pid_t server, const std::string& engine) {
 class PublicServerCopy {
  public:
   PublicServerCopy() : dir_("echolab-public-server") {
-    const std::string original = robustness_server_binary();
+    const std::string original = server_binary();
     const std::string copy = dir_.file("echolab-server");
     std::filesystem::copy_file(original, copy);
     ::chmod(dir_.path().c_str(), 0755);
@@ -82,13 +81,17 @@ constexpr int kRuntimeThreads = 0;
 
 TEST_P(Flood, CapHoldsEveryClientServedNoZombies) {
   const auto& engine = GetParam();
-  ServerUnderTest server(launch_of(engine, {cap_flag(engine), std::to_string(kCap)}));
+  if (const auto reason = skip_reason(engine); !reason.empty()) {
+    GTEST_SKIP() << reason;
+  }
+  const EngineInfo& info = engine_info(engine);
+  ServerUnderTest server(launch_of(engine, cap_flags(info, kCap)));
   const auto address = server.address();
   std::atomic<bool> sampling{true};
   std::atomic<int> peak{0};
   std::thread sampler([&] {
     while (sampling.load()) {
-      const int live = live_workers(server.pid(), engine);
+      const int live = live_workers(server.pid(), info);
       if (live > peak.load()) {
         peak.store(live);
       }
@@ -129,7 +132,8 @@ TEST_P(Flood, CapHoldsEveryClientServedNoZombies) {
     EXPECT_EQ(errors[i], "") << "client " << i;
   }
   EXPECT_EQ(served.load(), kClients);
-  EXPECT_LE(peak.load(), kCap + (engine == "thread" ? kRuntimeThreads : 0)) << "live " << (engine == "fork" ? "children" : "threads");
+  EXPECT_LE(peak.load(), kCap + (info.connections_in_children ? 0 : kRuntimeThreads))
+      << "live " << (info.connections_in_children ? "children" : "threads");
   EXPECT_GT(peak.load(), 0) << "the sampler never saw a worker: the check above is vacuous";
   const auto report = server.stop();
   ASSERT_TRUE(report.status) << server.describe();
@@ -158,7 +162,7 @@ TEST_P(Flood, SpawnFailureClosesThatConnectionCountsItAndGoesOn) {
   // others (a clone under /root), so the server runs from a copy in a world-readable folder.
   const PublicServerCopy copy;
   FastRandom random(test_seed());
-  ServerLaunch launch = launch_of(engine, {cap_flag(engine), "64"});
+  ServerLaunch launch = launch_of(engine, cap_flags(engine_info(engine), 64));
   // Room for the server itself and two workers; counted before, for nobody's other tasks.
   const auto nproc = static_cast<rlim_t>(tasks_of_user(nobody->pw_uid) + 1 + 2);
   launch.spawn.limits = {{RLIMIT_NPROC, nproc, nproc}};
@@ -169,7 +173,7 @@ TEST_P(Flood, SpawnFailureClosesThatConnectionCountsItAndGoesOn) {
   try {
     server.emplace(launch);
   } catch (const std::exception& error) {
-    FAIL() << "cannot start the server as nobody from " << robustness_server_binary() << ": "
+    FAIL() << "cannot start the server as nobody from " << server_binary() << ": "
            << error.what();
   }
   const auto address = server->address();
@@ -222,8 +226,12 @@ TEST_P(Flood, SpawnFailureClosesThatConnectionCountsItAndGoesOn) {
                      {"zombies_after", report.leftovers.size()}});
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, Flood, testing::Values("fork", "thread"),
-                         [](const auto& param_info) { return std::string(param_info.param); });
+// Every engine with a process or thread per connection, capped by its cap_option.
+INSTANTIATE_TEST_SUITE_P(Engines, Flood,
+                         testing::ValuesIn(engine_names([](const EngineInfo& engine) {
+                           return engine.concurrency == Concurrency::per_connection;
+                         })),
+                         [](const auto& param_info) { return test_name_part(param_info.param); });
 
 }  // namespace
 }  // namespace echolab::test

@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "core/stop.h"
-#include "tests/engines/engine_cases.h"
-#include "tests/engines/running_server.h"
+#include "tests/support/engine_cases.h"
+#include "tests/support/server_under_test.h"
 #include "tests/support/payload.h"
 #include "tests/support/socket_client.h"
 
@@ -60,7 +60,7 @@ TEST_P(HalfCloseTest, EverythingOwedIsSentThenTheConnectionCloses) {
   }
   FastRandom random(test_seed());
   const auto input = make_input(random, protocol == "framed");
-  RunningServer running(engine, listen, {"--protocol", protocol});
+  ServerUnderTest running(engine, listen, {"--protocol", protocol});
   {
     auto fd = connect_socket(running.address(), SOCK_STREAM, kIoTimeout);
     IoResult sent;
@@ -95,9 +95,9 @@ TEST_P(HalfCloseTest, EverythingOwedIsSentThenTheConnectionCloses) {
   if (stats.is_null()) {
     return;
   }
-  EXPECT_EQ(counter(stats, "bytes_in"), input.size());
-  EXPECT_EQ(counter(stats, "bytes_out"), counter(stats, "bytes_in"));
-  EXPECT_EQ(counter(stats, "io_errors"), 0u);
+  EXPECT_EQ(stats_counter(stats, "bytes_in"), input.size());
+  EXPECT_EQ(stats_counter(stats, "bytes_out"), stats_counter(stats, "bytes_in"));
+  EXPECT_EQ(stats_counter(stats, "io_errors"), 0u);
 }
 
 // The client half-closes and never reads: the server owes an echo it cannot deliver. A
@@ -111,7 +111,7 @@ TEST_P(HalfCloseStopTest, StopDuringTheFlushKeepsTheDrainDeadline) {
   }
   FastRandom random(test_seed());
   const auto input = make_input(random, /*framed=*/false);
-  RunningServer running(engine, Listen::unix_stream, {"--protocol", "raw"});
+  ServerUnderTest running(engine, Listen::unix_stream, {"--protocol", "raw"});
   auto fd = connect_socket(running.address(), SOCK_STREAM, kIoTimeout);
   // Non-blocking: take what the buffers accept (the server stops reading at its output cap).
   std::size_t offered = 0;

@@ -1,4 +1,4 @@
-// A real, impaired link (issue #5, part B): two network namespaces joined by a veth pair,
+// A real, impaired link: two network namespaces joined by a veth pair,
 // echolab-server in one, the clients in the other, and `tc netem` on both ends of the veth
 // (so each direction has its own loss, duplication and reordering).
 //
@@ -32,7 +32,11 @@
 #include <thread>
 #include <vector>
 
-#include "tests/robustness/partb_support.h"
+#include "tests/support/case_result.h"
+#include "tests/support/loadgen_runner.h"
+#include "tests/support/process_tree.h"
+#include "tests/support/server_under_test.h"
+#include "tests/support/engine_cases.h"
 #include "tests/support/process.h"
 #include "tests/support/socket_client.h"
 
@@ -42,13 +46,25 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-constexpr const char* kNamePrefix = "echolab-pb-";  // namespaces: echolab-pb-<pid>-<n>-{srv,cli}
+constexpr const char* kNamePrefix = "echolab-ns-";  // namespaces: echolab-ns-<pid>-<n>-{srv,cli}
 constexpr const char* kServerIp = "10.201.0.1";
 constexpr const char* kClientIp = "10.201.0.2";
-constexpr const char* kTcpEngine = "select";
-constexpr const char* kUdpEngine = "iterative-udp";  // one thread: it keeps arrival order
 constexpr int kUdpDatagrams = 4'000;
 constexpr double kSigmas = 5.0;
+
+// The servers, picked from the table by what the cases need: streams served all at once on
+// one loop, and datagrams served one at a time (one thread: it keeps arrival order).
+std::string tcp_engine() {
+  return std::string(first_engine([](const EngineInfo& engine) {
+    return engine.serves == Serves::streams && engine.concurrency == Concurrency::multiplexed;
+  }, "a multiplexed stream engine").name);
+}
+
+std::string udp_engine() {
+  return std::string(first_engine([](const EngineInfo& engine) {
+    return engine.serves == Serves::datagrams && engine.concurrency == Concurrency::one_at_a_time;
+  }, "a one-at-a-time datagram engine").name);
+}
 
 std::optional<std::string> find_tool(std::string_view name) {
   if (auto found = find_in_path(name)) {
@@ -428,32 +444,37 @@ TEST_P(NetnsTest, TcpStaysExactAndUdpFaultsMatchNetem) {
   // TCP: echolab-loadgen in the client namespace against a server in the other; every echo
   // verified. Loss costs retransmissions (latency), never bytes.
   {
-    ServerRun server(kTcpEngine, {}, std::string(kServerIp) + ":0", pair.exec_in_server());
-    const auto outcome = run_loadgen(
-        {"--target", server.ready().address, "--mode", "closed", "--connections", "4", "--warmup",
-         "0s", "--duration", "3s", "--size", "16..4096", "--timeout", "20s"},
-        milliseconds(60'000), pair.exec_in_client());
-    ASSERT_EQ(outcome.error, "") << outcome.output;
-    const auto& result = outcome.result;
+    const std::string tcp_name = tcp_engine();
+    ServerLaunch launch = launch_of(tcp_name);
+    launch.listen = std::string(kServerIp) + ":0";
+    launch.prefix = pair.exec_in_server();
+    ServerUnderTest server(launch);
+    const TempDir loadgen_dir("echolab-loadgen");
+    const auto outcome = run_loadgen(loadgen_dir,
+        {"--quiet", "--no-status", "--target", server.ready().address, "--mode", "closed", "--connections",
+         "4", "--warmup", "0s", "--duration", "3s", "--size", "16..4096", "--timeout", "20s"},
+        milliseconds(60'000), {}, pair.exec_in_client());
+    ASSERT_FALSE(outcome.json.is_null()) << "no result: " << outcome.describe();
+    const auto& result = outcome.json;
     const auto received = loadgen_count(result, "messages", "received");
     const auto errors = loadgen_count(result, "errors", "total");
     const auto mismatched = loadgen_count(result, "anomalies", "mismatched_bytes");
     const auto bytes_sent = loadgen_count(result, "messages", "bytes_sent");
     const auto bytes_received = loadgen_count(result, "messages", "bytes_received");
-    EXPECT_GT(received, 0u) << outcome.output;
+    EXPECT_GT(received, 0u) << outcome.describe();
     EXPECT_EQ(errors, 0u) << "TCP over an impaired link must stay exact: " << result["errors"].dump();
     EXPECT_EQ(mismatched, 0u);
     EXPECT_EQ(bytes_sent, bytes_received) << "bytes lost on TCP";
     const int leaked = server.leaked_fds();
     EXPECT_EQ(leaked, 0);
-    const RunEnd end = server.stop();
+    const StopReport end = server.stop();
     ASSERT_TRUE(end.status.has_value()) << server.describe();
     EXPECT_TRUE(end.status->success()) << end.status->describe() << ": " << server.describe();
     EXPECT_EQ(end.leftover_processes, 0) << end.leftovers_described;
-    write_partb_result({
-        {"case", partb_case_name("netns_" + scenario.name + "_tcp", kTcpEngine)},
+    write_case_result({
+        {"case", case_name("netns_" + scenario.name + "_tcp", tcp_name)},
         {"test", "netns_" + scenario.name + "_tcp"},
-        {"engine", kTcpEngine},
+        {"engine", tcp_name},
         {"netem", scenario.netem},
         {"messages_verified", received},
         {"verification_errors", errors + mismatched},
@@ -468,8 +489,11 @@ TEST_P(NetnsTest, TcpStaysExactAndUdpFaultsMatchNetem) {
   }
 
   // UDP: our own client, so that each datagram's fate is known exactly.
-  ServerRun server(kUdpEngine, {"--rcvbuf", std::to_string(8 << 20)}, std::string(kServerIp) + ":0",
-                   pair.exec_in_server());
+  const std::string udp_name = udp_engine();
+  ServerLaunch launch = launch_of(udp_name, {"--rcvbuf", std::to_string(8 << 20)});
+  launch.listen = std::string(kServerIp) + ":0";
+  launch.prefix = pair.exec_in_server();
+  ServerUnderTest server(launch);
   std::string error;
   Fd fd = udp_socket_in(pair.client_ns(), server.address(), error);
   ASSERT_TRUE(fd.valid()) << error;
@@ -498,7 +522,7 @@ TEST_P(NetnsTest, TcpStaysExactAndUdpFaultsMatchNetem) {
   const std::uint64_t host_drops =
       socket_drops(fd.get()) + server_udp_drops(server.pid(), server_port) - drops_before;
   fd.reset();
-  const RunEnd end = server.stop();
+  const StopReport end = server.stop();
   ASSERT_TRUE(end.status.has_value()) << server.describe();
   EXPECT_TRUE(end.status->success()) << end.status->describe() << ": " << server.describe();
 
@@ -528,10 +552,10 @@ TEST_P(NetnsTest, TcpStaysExactAndUdpFaultsMatchNetem) {
     EXPECT_EQ(tally.reordered, 0) << "echoes out of order on a link that does not reorder";
   }
 
-  write_partb_result({
-      {"case", partb_case_name("netns_" + scenario.name + "_udp", kUdpEngine)},
+  write_case_result({
+      {"case", case_name("netns_" + scenario.name + "_udp", udp_name)},
       {"test", "netns_" + scenario.name + "_udp"},
-      {"engine", kUdpEngine},
+      {"engine", udp_name},
       {"netem", scenario.netem},
       {"netem_per_direction", {{"loss", scenario.loss}, {"duplicate", scenario.duplicate},
                                {"reorder", scenario.reorder}, {"delay_ms", scenario.delay.count()}}},

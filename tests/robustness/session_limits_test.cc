@@ -24,7 +24,9 @@
 #include "core/session.h"
 #include "core/stop.h"
 #include "tests/robustness/clients.h"
-#include "tests/robustness/robust_server.h"
+#include "tests/support/case_result.h"
+#include "tests/support/process_tree.h"
+#include "tests/support/server_under_test.h"
 
 namespace echolab::test {
 namespace {
@@ -33,11 +35,11 @@ using Clock = std::chrono::steady_clock;
 constexpr milliseconds kIoTimeout{10'000};
 
 std::string engine_name(const testing::TestParamInfo<std::string>& info) {
-  return engine_param_name(info.param);
+  return test_name_part(info.param);
 }
 
 #define SKIP_UNAVAILABLE(engine)                                   \
-  if (const auto reason = engine_skip_reason(engine); !reason.empty()) { \
+  if (const auto reason = skip_reason(engine); !reason.empty()) { \
     GTEST_SKIP() << reason;                                        \
   }
 
@@ -78,7 +80,7 @@ TEST_P(FlushBeforeProtocolError, CompleteFramesAreEchoedThenTheConnectionCloses)
   EXPECT_EQ(stats_counter(stats, "protocol_errors"), 1u);
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, FlushBeforeProtocolError, testing::ValuesIn(stream_engine_names()),
+INSTANTIATE_TEST_SUITE_P(Engines, FlushBeforeProtocolError, testing::ValuesIn(engine_names(Serves::streams)),
                          engine_name);
 
 // ---------------------------------------------------------------------------------------
@@ -152,7 +154,7 @@ TEST_P(PartialFrameMemory, OneMaxSizeFrameInProgressCostsAboutItsSize) {
   static_cast<void>(stats_after_stop(server));
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, PartialFrameMemory, testing::ValuesIn(stream_engine_names()), engine_name);
+INSTANTIATE_TEST_SUITE_P(Engines, PartialFrameMemory, testing::ValuesIn(engine_names(Serves::streams)), engine_name);
 
 // ---------------------------------------------------------------------------------------
 class RawIdleTimeout : public testing::TestWithParam<std::string> {};
@@ -205,7 +207,7 @@ TEST_P(RawIdleTimeout, ATricklerIsDroppedALineClientIsNot) {
   EXPECT_EQ(stats_counter(stats, "idle_timeouts"), 1u) << "the trickler only";
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, RawIdleTimeout, testing::ValuesIn(stream_engine_names()), engine_name);
+INSTANTIATE_TEST_SUITE_P(Engines, RawIdleTimeout, testing::ValuesIn(engine_names(Serves::streams)), engine_name);
 
 // ---------------------------------------------------------------------------------------
 class StopDuringWork : public testing::TestWithParam<std::string> {};
@@ -253,7 +255,7 @@ TEST_P(StopDuringWork, TheDrainDeadlineHoldsAndEveryFrameIsAccountedFor) {
                      {"stop_ms", took.count()}});
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, StopDuringWork, testing::ValuesIn(stream_engine_names()), engine_name);
+INSTANTIATE_TEST_SUITE_P(Engines, StopDuringWork, testing::ValuesIn(engine_names(Serves::streams)), engine_name);
 
 }  // namespace
 }  // namespace echolab::test

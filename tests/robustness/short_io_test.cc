@@ -1,4 +1,4 @@
-// Case 3 of issue #5: short reads and writes and EINTR everywhere. The server runs with
+// Short reads and writes and EINTR everywhere. The server runs with
 // io_shim preloaded (in its environment only), which makes every socket send and receive
 // move 1..7 bytes and fails one call in four with EINTR; every engine must still echo
 // byte-exact: random frames on streams, datagrams (which can only get the EINTR) whole.
@@ -8,7 +8,10 @@
 #include <fstream>
 
 #include "tests/robustness/clients.h"
-#include "tests/robustness/robust_server.h"
+#include "tests/support/case_result.h"
+#include "tests/support/process_tree.h"
+#include "tests/support/server_under_test.h"
+#include "tests/support/engine_test.h"
 
 namespace echolab::test {
 namespace {
@@ -39,16 +42,12 @@ void expect_clean_exit(ServerUnderTest& server, StopReport& report) {
   EXPECT_TRUE(report.leftovers.empty());
 }
 
-class ShortStreamIo : public testing::TestWithParam<std::string> {};
+class ShortStreamIo : public EngineTest {};
 
 TEST_P(ShortStreamIo, EchoesByteExact) {
-  const auto& engine = GetParam();
-  if (const auto reason = engine_skip_reason(engine); !reason.empty()) {
-    GTEST_SKIP() << reason;
-  }
-  const auto seed = test_seed();
-  SCOPED_TRACE("ECHOLAB_TEST_SEED=" + std::to_string(seed));
-  FastRandom random(seed);
+  const auto& engine = this->engine();
+  const auto seed = this->seed();
+  FastRandom& random = this->random();
   TempDir shim_dir("echolab-shim");
   ServerUnderTest server(shimmed(engine, shim_dir, {}));
   std::uint64_t bytes_echoed = 0;
@@ -89,19 +88,15 @@ TEST_P(ShortStreamIo, EchoesByteExact) {
                      {"seed", seed}});
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, ShortStreamIo, testing::ValuesIn(stream_engine_names()),
-                         [](const auto& param_info) { return engine_param_name(param_info.param); });
+INSTANTIATE_TEST_SUITE_P(Engines, ShortStreamIo, testing::ValuesIn(engine_names(Serves::streams)),
+                         engine_case_name);
 
-class ShortDatagramIo : public testing::TestWithParam<std::string> {};
+class ShortDatagramIo : public EngineTest {};
 
 TEST_P(ShortDatagramIo, EchoesWholeDatagramsDespiteEintr) {
-  const auto& engine = GetParam();
-  if (const auto reason = engine_skip_reason(engine); !reason.empty()) {
-    GTEST_SKIP() << reason;
-  }
-  const auto seed = test_seed();
-  SCOPED_TRACE("ECHOLAB_TEST_SEED=" + std::to_string(seed));
-  FastRandom random(seed);
+  const auto& engine = this->engine();
+  const auto seed = this->seed();
+  FastRandom& random = this->random();
   TempDir shim_dir("echolab-shim");
   ServerUnderTest server(shimmed(engine, shim_dir, {}));
   auto fd = connect_socket(server.address(), SOCK_DGRAM, kIoTimeout);
@@ -137,8 +132,8 @@ TEST_P(ShortDatagramIo, EchoesWholeDatagramsDespiteEintr) {
                      {"seed", seed}});
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, ShortDatagramIo, testing::ValuesIn(datagram_engine_names()),
-                         [](const auto& param_info) { return engine_param_name(param_info.param); });
+INSTANTIATE_TEST_SUITE_P(Engines, ShortDatagramIo, testing::ValuesIn(engine_names(Serves::datagrams)),
+                         engine_case_name);
 
 }  // namespace
 }  // namespace echolab::test

@@ -12,7 +12,9 @@
 #include <cstring>
 
 #include "tests/robustness/clients.h"
-#include "tests/robustness/robust_server.h"
+#include "tests/support/case_result.h"
+#include "tests/support/process_tree.h"
+#include "tests/support/server_under_test.h"
 
 namespace echolab::test {
 namespace {
@@ -36,13 +38,13 @@ std::vector<SignalCase> signal_table() {
 }
 
 bool is_stream(const std::string& engine) {
-  const auto names = stream_engine_names();
+  const auto names = engine_names(Serves::streams);
   return std::find(names.begin(), names.end(), engine) != names.end();
 }
 
 std::vector<std::string> all_engine_names() {
-  auto names = stream_engine_names();
-  const auto datagrams = datagram_engine_names();
+  auto names = engine_names(Serves::streams);
+  const auto datagrams = engine_names(Serves::datagrams);
   names.insert(names.end(), datagrams.begin(), datagrams.end());
   return names;
 }
@@ -96,7 +98,7 @@ class StraySignals : public testing::TestWithParam<std::string> {};
 
 TEST_P(StraySignals, StopSignalsStopCleanlyOthersChangeNothing) {
   const auto& engine = GetParam();
-  if (const auto reason = engine_skip_reason(engine); !reason.empty()) {
+  if (const auto reason = skip_reason(engine); !reason.empty()) {
     GTEST_SKIP() << reason;
   }
   const bool stream = is_stream(engine);
@@ -155,13 +157,20 @@ TEST_P(StraySignals, StopSignalsStopCleanlyOthersChangeNothing) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, StraySignals, testing::ValuesIn(all_engine_names()),
-                         [](const auto& param_info) { return engine_param_name(param_info.param); });
+                         [](const auto& param_info) { return test_name_part(param_info.param); });
 
-// A stop signal sent to one prefork worker ends that worker alone: the parent replaces it,
+// Engines whose pool is of pre-forked worker processes (prefork).
+class WorkerSignals : public testing::TestWithParam<std::string> {};
+
+// A stop signal sent to one worker process ends that worker alone: the parent replaces it,
 // says so, counts it, and the pool serves at full size; the shared listener stays open.
-TEST(PreforkWorkerSignals, SignalledWorkerIsReplacedServerGoesOn) {
+TEST_P(WorkerSignals, SignalledWorkerIsReplacedServerGoesOn) {
+  const auto& engine = GetParam();
+  if (const auto reason = skip_reason(engine); !reason.empty()) {
+    GTEST_SKIP() << reason;
+  }
   FastRandom random(test_seed());
-  ServerUnderTest server(launch_of("prefork", {"--workers", "2"}));
+  ServerUnderTest server(launch_of(engine, cap_flags(engine_info(engine), 2)));
   ASSERT_TRUE(eventually([&] { return children_of(server.pid()).size() == 2; }, kIoTimeout));
   const int signals[] = {SIGTERM, SIGINT, SIGHUP};
   for (const int signal : signals) {
@@ -193,8 +202,12 @@ TEST(PreforkWorkerSignals, SignalledWorkerIsReplacedServerGoesOn) {
 }
 
 // Workers that die as soon as they start are not respawned forever.
-TEST(PreforkWorkerSignals, WorkersThatKeepDyingAreGivenUpOn) {
-  ServerUnderTest server(launch_of("prefork", {"--workers", "1"}));
+TEST_P(WorkerSignals, WorkersThatKeepDyingAreGivenUpOn) {
+  const auto& engine = GetParam();
+  if (const auto reason = skip_reason(engine); !reason.empty()) {
+    GTEST_SKIP() << reason;
+  }
+  ServerUnderTest server(launch_of(engine, cap_flags(engine_info(engine), 1)));
   int kills = 0;
   for (; kills < 100 && server.running(); ++kills) {
     std::vector<pid_t> workers;
@@ -213,15 +226,24 @@ TEST(PreforkWorkerSignals, WorkersThatKeepDyingAreGivenUpOn) {
   EXPECT_TRUE(report.leftovers.empty());
 }
 
+INSTANTIATE_TEST_SUITE_P(Engines, WorkerSignals,
+                         testing::ValuesIn(engine_names([](const EngineInfo& engine) {
+                           return accepts_in_children(engine);
+                         })),
+                         [](const auto& param_info) { return test_name_part(param_info.param); });
+
 // A parent killed outright (SIGKILL: no handler runs) takes its workers and children with
 // it, and a new server can listen on the same address at once.
 class ParentDeath : public testing::TestWithParam<std::string> {};
 
 TEST_P(ParentDeath, ChildrenDieWithTheParentAddressIsFree) {
   const auto& engine = GetParam();
+  if (const auto reason = skip_reason(engine); !reason.empty()) {
+    GTEST_SKIP() << reason;
+  }
   FastRandom random(test_seed());
   std::optional<ServerUnderTest> server;
-  server.emplace(launch_of(engine, {"--workers", "2"}));
+  server.emplace(launch_of(engine, cap_flags(engine_info(engine), 2)));
   const auto address = server->address();
   auto served = connect_socket(address, SOCK_STREAM, kIoTimeout);
   ASSERT_EQ(echo_once(served.get(), true, random), "");
@@ -249,8 +271,12 @@ TEST_P(ParentDeath, ChildrenDieWithTheParentAddressIsFree) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, ParentDeath, testing::Values("prefork", "fork"),
-                         [](const auto& param_info) { return std::string(param_info.param); });
+// Every engine whose connections live in child processes (prefork, fork).
+INSTANTIATE_TEST_SUITE_P(Engines, ParentDeath,
+                         testing::ValuesIn(engine_names([](const EngineInfo& engine) {
+                           return engine.connections_in_children;
+                         })),
+                         [](const auto& param_info) { return test_name_part(param_info.param); });
 
 }  // namespace
 }  // namespace echolab::test

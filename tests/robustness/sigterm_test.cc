@@ -1,4 +1,4 @@
-// Case 7 of issue #5. First, connect/close cycles mixing valid, malformed and reset clients:
+// SIGTERM under load. First, connect/close cycles mixing valid, malformed and reset clients:
 // the server's descriptor count returns to its idle value (no leak). Then SIGTERM under
 // load: echoes owed for frames the server already received are sent whole (the stream
 // ends at a frame boundary, byte-exact), new connections are refused once the stop is
@@ -10,7 +10,10 @@
 #include <cstdlib>
 
 #include "tests/robustness/clients.h"
-#include "tests/robustness/robust_server.h"
+#include "tests/support/case_result.h"
+#include "tests/support/process_tree.h"
+#include "tests/support/server_under_test.h"
+#include "tests/support/engine_test.h"
 
 namespace echolab::test {
 namespace {
@@ -25,7 +28,7 @@ int cycles_for(const std::string& engine) {
   // A cycle against fork measured ~9 ms in a debug build here (a fork, the child's exit and
   // its reaping, with the test's /proc sampler running): 10,000 would take 90 s of the
   // suite's budget. The soak variant runs the full 10,000.
-  return engine == "fork" ? 1'000 : 10'000;
+  return forks_per_connection(engine_info(engine)) ? 1'000 : 10'000;
 }
 
 // One connect/close cycle of kind i % 4: echo then close, over-size prefix, reset right
@@ -59,16 +62,12 @@ void one_cycle(const SocketAddress& address, int i, FastRandom& random, std::vec
   }
 }
 
-class StopUnderLoad : public testing::TestWithParam<std::string> {};
+class StopUnderLoad : public EngineTest {};
 
 TEST_P(StopUnderLoad, NoLeakAnswersOwedEchoesRefusesNewExitsClean) {
-  const auto& engine = GetParam();
-  if (const auto reason = engine_skip_reason(engine); !reason.empty()) {
-    GTEST_SKIP() << reason;
-  }
-  const auto seed = test_seed();
-  SCOPED_TRACE("ECHOLAB_TEST_SEED=" + std::to_string(seed));
-  FastRandom random(seed);
+  const auto& engine = this->engine();
+  const auto seed = this->seed();
+  FastRandom& random = this->random();
   ServerUnderTest server(launch_of(engine, {"--max-frame", std::to_string(kMaxFrame)}));
   const auto address = server.address();
   const int idle_fds = count_open_fds(server.pid());
@@ -136,8 +135,8 @@ TEST_P(StopUnderLoad, NoLeakAnswersOwedEchoesRefusesNewExitsClean) {
                      {"seed", seed}});
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, StopUnderLoad, testing::ValuesIn(stream_engine_names()),
-                         [](const auto& param_info) { return engine_param_name(param_info.param); });
+INSTANTIATE_TEST_SUITE_P(Engines, StopUnderLoad, testing::ValuesIn(engine_names(Serves::streams)),
+                         engine_case_name);
 
 }  // namespace
 }  // namespace echolab::test

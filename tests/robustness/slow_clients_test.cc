@@ -1,4 +1,4 @@
-// Slow and stuck clients (issue #5, part B), on every stream engine as a real process:
+// Slow and stuck clients, on every stream engine as a real process:
 //
 // Slowloris: clients that connect, send 3 of the 4 length bytes, then a byte now and then,
 // fill the engine's connection cap. With --idle-timeout they must all be dropped and counted
@@ -20,8 +20,11 @@
 #include <thread>
 #include <vector>
 
-#include "tests/engines/engine_cases.h"
-#include "tests/robustness/partb_support.h"
+#include "tests/support/engine_cases.h"
+#include "tests/support/case_result.h"
+#include "tests/support/loadgen_runner.h"
+#include "tests/support/process_tree.h"
+#include "tests/support/server_under_test.h"
 #include "tests/support/payload.h"
 #include "tests/support/socket_client.h"
 
@@ -36,29 +39,25 @@ constexpr milliseconds kDribbleEvery{250};
 constexpr std::uint32_t kSlowFrameLength = 1'000;  // never completed: a byte per dribble
 
 // How many slow clients fill an engine, and the flags that set its cap. Pools and capped
-// engines are filled exactly; select has no cap below FD_SETSIZE, so 200 stand for "many".
+// engines are filled exactly; readiness loops have no cap (select's FD_SETSIZE is far
+// above), so 200 stand for "many".
 struct Cap {
   int slow_clients;
   std::vector<std::string> flags;
 };
 
-Cap cap_of(std::string_view engine) {
-  if (engine == "iterative") {
-    return {1, {}};
+Cap cap_of(const EngineInfo& engine) {
+  switch (engine.concurrency) {
+    case Concurrency::one_at_a_time:
+      return {1, {}};
+    case Concurrency::pool:
+      return {4, cap_flags(engine, 4)};
+    case Concurrency::per_connection:
+      return {32, cap_flags(engine, 32)};
+    case Concurrency::multiplexed:
+      return {200, {}};
   }
-  if (engine == "prefork" || engine == "prethread") {
-    return {4, {"--workers", "4"}};
-  }
-  if (engine == "fork") {
-    return {32, {"--max-children", "32"}};
-  }
-  if (engine == "thread") {
-    return {32, {"--max-threads", "32"}};
-  }
-  if (engine == "select") {
-    return {200, {}};
-  }
-  return {8, {}};  // an engine added later: some slow clients, its default cap
+  return {8, {}};
 }
 
 // True once the server has closed `fd`, found without reading (a read would take data the
@@ -88,10 +87,10 @@ TEST_P(SlowlorisTest, SlowClientsAreDroppedAndCountedAndALegitClientIsServed) {
   if (const auto reason = skip_reason(engine); !reason.empty()) {
     GTEST_SKIP() << reason;
   }
-  const Cap cap = cap_of(engine);
+  const Cap cap = cap_of(engine_info(engine));
   std::vector<std::string> flags = cap.flags;
   flags.insert(flags.end(), {"--idle-timeout", millis(kIdleTimeout)});
-  ServerRun server(engine, flags);
+  ServerUnderTest server(launch_of(engine, flags));
   const auto address = server.address();
 
   std::vector<SlowClient> slow(static_cast<std::size_t>(cap.slow_clients));
@@ -107,7 +106,8 @@ TEST_P(SlowlorisTest, SlowClientsAreDroppedAndCountedAndALegitClientIsServed) {
   // cap full. Waiting less would only make the attack milder, never the test wrong.
   std::this_thread::sleep_for(milliseconds(500));
 
-  LoadgenRun legit({"--target", server.ready().address, "--mode", "closed", "--connections",
+  const TempDir loadgen_dir("echolab-loadgen");
+  LoadgenRun legit(loadgen_dir, {"--quiet", "--no-status", "--target", server.ready().address, "--mode", "closed", "--connections",
                     "1", "--warmup", "0s", "--duration", "4s", "--size", "64", "--timeout",
                     "20s"});
 
@@ -146,28 +146,28 @@ TEST_P(SlowlorisTest, SlowClientsAreDroppedAndCountedAndALegitClientIsServed) {
   }
 
   const auto outcome = legit.finish(milliseconds(60'000));
-  ASSERT_EQ(outcome.error, "") << outcome.output;
-  const auto& result = outcome.result;
+  ASSERT_FALSE(outcome.json.is_null()) << "no result: " << outcome.describe();
+  const auto& result = outcome.json;
   const auto received = loadgen_count(result, "messages", "received");
   const auto errors = loadgen_count(result, "errors", "total");
-  EXPECT_GT(received, 0u) << "the legitimate client was never served: " << outcome.output;
+  EXPECT_GT(received, 0u) << "the legitimate client was never served: " << outcome.describe();
   EXPECT_EQ(errors, 0u) << "legitimate client's failures: " << result["errors"].dump();
 
   const std::size_t dropped_by_server = slow.size() - open;
   slow.clear();
   const int leaked = server.leaked_fds();
   EXPECT_EQ(leaked, 0) << "descriptors leaked by the server";
-  const RunEnd end = server.stop();
+  const StopReport end = server.stop();
   ASSERT_TRUE(end.status.has_value()) << "no exit within the deadline of SIGTERM: " << server.describe();
   EXPECT_TRUE(end.status->success()) << end.status->describe() << ": " << server.describe();
   EXPECT_EQ(end.leftover_processes, 0) << end.leftovers_described;
   ASSERT_FALSE(end.stats.is_null()) << server.describe();
-  const auto idle_timeouts = stats_count(end.stats, "idle_timeouts");
+  const auto idle_timeouts = stats_counter(end.stats, "idle_timeouts");
   EXPECT_GE(idle_timeouts, static_cast<std::uint64_t>(cap.slow_clients))
       << "every slow client must be counted as an idle timeout";
 
-  write_partb_result({
-      {"case", partb_case_name("slowloris", engine)},
+  write_case_result({
+      {"case", case_name("slowloris", engine)},
       {"test", "slowloris"},
       {"engine", engine},
       {"slow_clients", cap.slow_clients},
@@ -176,8 +176,8 @@ TEST_P(SlowlorisTest, SlowClientsAreDroppedAndCountedAndALegitClientIsServed) {
       {"slow_clients_dropped_by_server", dropped_by_server},
       {"slow_client_longest_hold_ms", longest_hold.count()},
       {"idle_timeouts", idle_timeouts},
-      {"connections_accepted", stats_count(end.stats, "connections_accepted")},
-      {"connections_refused", stats_count(end.stats, "connections_refused")},
+      {"connections_accepted", stats_counter(end.stats, "connections_accepted")},
+      {"connections_refused", stats_counter(end.stats, "connections_refused")},
       {"legit_messages", received},
       {"legit_errors", errors},
       {"legit_bytes_lost", errors == 0 ? 0 : loadgen_count(result, "messages", "bytes_sent") -
@@ -253,10 +253,11 @@ TEST_P(NonReaderTest, ServerMemoryStaysBoundedAndOthersAreServed) {
   std::vector<std::string> flags = {"--protocol", protocol, "--output-cap",
                                     std::to_string(kOutputCap), "--idle-timeout",
                                     millis(kNonReaderIdle)};
-  if (engine == "prefork" || engine == "prethread") {
-    flags.insert(flags.end(), {"--workers", "2"});  // one for the non-reader, one for the rest
+  if (const auto& info = engine_info(engine); info.concurrency == Concurrency::pool) {
+    const auto workers = cap_flags(info, 2);  // one for the non-reader, one for the rest
+    flags.insert(flags.end(), workers.begin(), workers.end());
   }
-  ServerRun server(engine, flags);
+  ServerUnderTest server(launch_of(engine, flags));
   const auto address = server.address();
 
   // A first client warms the server up (lazy allocations, a worker's first connection), so
@@ -301,7 +302,7 @@ TEST_P(NonReaderTest, ServerMemoryStaysBoundedAndOthersAreServed) {
   // The rest of the world is still served. Iterative serves one client at a time: the second
   // client waits in the backlog until --idle-timeout drops the non-reader (its send blocks,
   // SO_SNDTIMEO from the deadline fires); every other engine serves it alongside.
-  const bool concurrent = engine != "iterative";
+  const bool concurrent = !one_at_a_time(engine_info(engine));
   const std::string served = round_trips(address, framed, random, 10);
   EXPECT_EQ(served, "") << "a second client while a non-reader is connected";
   const bool non_reader_still_open = !closed_by_peer(non_reader.get());
@@ -325,16 +326,16 @@ TEST_P(NonReaderTest, ServerMemoryStaysBoundedAndOthersAreServed) {
 
   const int leaked = server.leaked_fds();
   EXPECT_EQ(leaked, 0) << "descriptors leaked by the server";
-  const RunEnd end = server.stop();
+  const StopReport end = server.stop();
   ASSERT_TRUE(end.status.has_value()) << "no exit within the deadline of SIGTERM: " << server.describe();
   EXPECT_TRUE(end.status->success()) << end.status->describe() << ": " << server.describe();
   EXPECT_EQ(end.leftover_processes, 0) << end.leftovers_described;
   ASSERT_FALSE(end.stats.is_null()) << server.describe();
-  const auto idle_timeouts = stats_count(end.stats, "idle_timeouts");
+  const auto idle_timeouts = stats_counter(end.stats, "idle_timeouts");
   EXPECT_GE(idle_timeouts, 1u) << "the non-reader's drop must be counted";
 
-  write_partb_result({
-      {"case", partb_case_name(std::string("non_reader_") + protocol, engine)},
+  write_case_result({
+      {"case", case_name(std::string("non_reader_") + protocol, engine)},
       {"test", "non_reader_" + protocol},
       {"engine", engine},
       {"protocol", protocol},

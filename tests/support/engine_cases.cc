@@ -1,9 +1,11 @@
-#include "tests/engines/engine_cases.h"
+#include "tests/support/engine_cases.h"
 
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
+#include <stdexcept>
 
 #include "tests/support/socket_client.h"
 
@@ -77,6 +79,55 @@ std::vector<std::string> engine_names(Serves kind) {
     }
   }
   return names;
+}
+
+std::vector<std::string> engine_names(const std::function<bool(const EngineInfo&)>& wanted) {
+  std::vector<std::string> names;
+  for (const auto& engine : engines()) {
+    if (wanted(engine)) {
+      names.emplace_back(engine.name);
+    }
+  }
+  return names;
+}
+
+const EngineInfo& engine_info(std::string_view engine) {
+  const auto* info = find_engine(engine);
+  if (info == nullptr) {
+    throw std::invalid_argument("engine " + std::string(engine) + " is not in the table");
+  }
+  return *info;
+}
+
+const EngineInfo& first_engine(const std::function<bool(const EngineInfo&)>& wanted,
+                               std::string_view what) {
+  for (const auto& engine : engines()) {
+    if (wanted(engine) && (engine.available == nullptr || engine.available())) {
+      return engine;
+    }
+  }
+  throw std::runtime_error("no available engine in the table is " + std::string(what));
+}
+
+std::vector<std::string> cap_flags(const EngineInfo& engine, int value) {
+  if (engine.cap_option.empty()) {
+    return {};
+  }
+  return {std::string(engine.cap_option), std::to_string(value)};
+}
+
+std::string server_binary() {
+  if (const char* path = std::getenv("ECHOLAB_SERVER_BIN"); path != nullptr && *path != '\0') {
+    return path;
+  }
+  return ECHOLAB_SERVER_BIN;
+}
+
+std::string loadgen_binary() {
+  if (const char* path = std::getenv("ECHOLAB_LOADGEN_BIN"); path != nullptr && *path != '\0') {
+    return path;
+  }
+  return ECHOLAB_LOADGEN_BIN;
 }
 
 std::string skip_reason(std::string_view engine) {

@@ -1,6 +1,7 @@
-// select started with many descriptors already open (inherited from its parent), so that
-// its own listener and wake pipe are numbered near or past FD_SETSIZE (1024). Where it cannot
-// watch its own descriptors it must refuse to run, at once, with one clear line and a
+// An engine that can watch only descriptors below a limit (select: FD_SETSIZE, 1024) started
+// with many descriptors already open (inherited from its parent), so that its own listener
+// and wake pipe are numbered near or past the limit. Where it cannot watch its own
+// descriptors it must refuse to run, at once, with one clear line naming the limit and a
 // non-zero exit; never put them in an fd_set (a write past its end), hang or ignore SIGTERM.
 // Where they fit, it serves (or refuses and counts clients numbered past the limit) and
 // stops cleanly. echolab-fd-holder opens the descriptors and execs the server.
@@ -13,7 +14,9 @@
 #include <vector>
 
 #include "tests/robustness/clients.h"
-#include "tests/robustness/robust_server.h"
+#include "tests/support/case_result.h"
+#include "tests/support/process_tree.h"
+#include "tests/support/server_under_test.h"
 
 namespace echolab::test {
 namespace {
@@ -37,29 +40,33 @@ bool fd_limit_available() {
 }
 
 // An exit of the refusal: non-zero, and exactly one line on stderr naming the limit.
-StartResult check_refusal(Process& server, const ExitStatus& status) {
+StartResult check_refusal(Process& server, const ExitStatus& status, std::string_view limit) {
+  // The exit can be seen before the last of stderr is read from the pipe: wait for its end.
+  if (!server.wait_for_output_closed(kExitDeadline)) {
+    return {Outcome::failed, "stderr still open after the exit: " + server.stderr_text()};
+  }
   const auto err = server.stderr_text();
   if (status.success() || !status.exited) {
     return {Outcome::failed, "exit " + status.describe() + ", stderr: " + err};
   }
   const auto lines = split_lines(err);
-  if (lines.size() != 1 || lines[0].find("FD_SETSIZE") == std::string::npos) {
-    return {Outcome::failed, "not one line naming FD_SETSIZE on stderr: '" + err + "'"};
+  if (lines.size() != 1 || lines[0].find(limit) == std::string::npos) {
+    return {Outcome::failed, "not one line naming " + std::string(limit) + " on stderr: '" + err + "'"};
   }
   return {Outcome::refused_to_start, ""};
 }
 
-// Starts select with `inherited` descriptors open; then either it refused to start, or a
+// Starts `engine` with `inherited` descriptors open; then either it refused to start, or a
 // client is served or refused at once and SIGTERM stops it with exit 0.
-StartResult run_select_with(int inherited) {
+StartResult run_with(const EngineInfo& engine, int inherited) {
   SpawnOptions options;
   options.limits = {{RLIMIT_NOFILE, kFdLimit, kFdLimit}};
-  Process server({ECHOLAB_FD_HOLDER, std::to_string(inherited), robustness_server_binary(),
-                  "--engine", "select", "--listen", "127.0.0.1:0", "--protocol", "raw"},
+  Process server({ECHOLAB_FD_HOLDER, std::to_string(inherited), server_binary(),
+                  "--engine", std::string(engine.name), "--listen", "127.0.0.1:0", "--protocol", "raw"},
                  options);
   if (!server.wait_for_stdout_line(kReadyTimeout)) {
     if (auto status = server.wait_for_exit(kExitDeadline)) {
-      return check_refusal(server, *status);
+      return check_refusal(server, *status, engine.descriptors.name);
     }
     return {Outcome::failed, "no ready line, no exit; stderr: " + server.stderr_text()};
   }
@@ -96,32 +103,50 @@ StartResult run_select_with(int inherited) {
   return {Outcome::served, ""};
 }
 
-TEST(SelectOwnDescriptors, AllPastFdSetSizeRefusesToStartAtOnce) {
+class OwnDescriptors : public testing::TestWithParam<std::string> {};
+
+TEST_P(OwnDescriptors, AllPastTheLimitRefusesToStartAtOnce) {
+  const EngineInfo& engine = engine_info(GetParam());
+  if (const auto reason = skip_reason(engine.name); !reason.empty()) {
+    GTEST_SKIP() << reason;
+  }
   if (!fd_limit_available()) {
     GTEST_SKIP() << "cannot raise RLIMIT_NOFILE to " << kFdLimit;
   }
-  const StartResult result = run_select_with(1100);
+  const StartResult result = run_with(engine, engine.descriptors.below + 76);
   EXPECT_EQ(result.outcome, Outcome::refused_to_start) << result.why;
 }
 
 // Inherited counts around the limit: the listener, the wake pipe and the first client land
-// on 1023, 1024 or 1025 in turn, whatever order the server opens them in. Each run must end
-// one of the two clean ways, and both must be seen.
-TEST(SelectOwnDescriptors, AroundTheLimitRefusesOrServesNeverHangs) {
+// on the limit - 1, the limit or the limit + 1 in turn, whatever order the server opens them
+// in. Each run must end one of the two clean ways, and both must be seen.
+TEST_P(OwnDescriptors, AroundTheLimitRefusesOrServesNeverHangs) {
+  const EngineInfo& engine = engine_info(GetParam());
+  if (const auto reason = skip_reason(engine.name); !reason.empty()) {
+    GTEST_SKIP() << reason;
+  }
   if (!fd_limit_available()) {
     GTEST_SKIP() << "cannot raise RLIMIT_NOFILE to " << kFdLimit;
   }
   int refused = 0;
   int served = 0;
-  for (int inherited = 1012; inherited <= 1022; ++inherited) {
-    const StartResult result = run_select_with(inherited);
+  const int below = engine.descriptors.below;
+  for (int inherited = below - 12; inherited <= below - 2; ++inherited) {
+    const StartResult result = run_with(engine, inherited);
     EXPECT_NE(result.outcome, Outcome::failed) << inherited << " inherited: " << result.why;
     refused += result.outcome == Outcome::refused_to_start ? 1 : 0;
     served += result.outcome == Outcome::served ? 1 : 0;
   }
-  EXPECT_GT(refused, 0) << "no run put the server's own descriptors past FD_SETSIZE";
-  EXPECT_GT(served, 0) << "no run had them all below FD_SETSIZE";
+  EXPECT_GT(refused, 0) << "no run put the server's own descriptors past " << engine.descriptors.name;
+  EXPECT_GT(served, 0) << "no run had them all below " << engine.descriptors.name;
 }
+
+INSTANTIATE_TEST_SUITE_P(Engines, OwnDescriptors,
+                         testing::ValuesIn(engine_names([](const EngineInfo& engine) {
+                           return engine.descriptors.below >= 0;
+                         })),
+                         [](const auto& param_info) { return test_name_part(param_info.param); });
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(OwnDescriptors);
 
 }  // namespace
 }  // namespace echolab::test
