@@ -3,6 +3,7 @@
 // teardown (threads, processes, readiness loops, reaping, joining) and nothing else: bytes
 // go through the core's StreamSession / accept_datagram, which alone know the protocol.
 #include <chrono>
+#include <functional>
 #include <initializer_list>
 #include <span>
 #include <string>
@@ -33,6 +34,10 @@ struct EngineContext {
   const ServerConfig& config;
   int socket;          // listening (streams) or bound (datagrams) socket; owned by main
   ServerStats& stats;  // shared with forked children
+  // Prints the ready line. Every engine calls it once it has opened all it serves with (its
+  // extra listeners, its epoll instances), before it forks or starts threads: a caller that
+  // sees the line may count on the server, and count its descriptors. Later calls do nothing.
+  std::function<void()> announce_ready;
 };
 
 enum class Serves { streams, datagrams };

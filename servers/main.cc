@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -167,10 +168,15 @@ int serve(const ServerCommandLine& line) {
   require_watchable(engine, listener.fd(), "listening socket");
   require_watchable(engine, wake_fd(), "stop wake-up pipe");
   watch_for_stop(StopSlot::listener, listener.fd());
-  std::printf("echolab-server listening %s %s\n", std::string(to_string(line.config.transport)).c_str(),
-              listener.address().c_str());
-  std::fflush(stdout);  // before any fork: children must not inherit unflushed output
-  EngineContext context{line.config, listener.fd(), stats.get()};
+  std::once_flag announced;
+  const auto announce_ready = [&] {
+    std::call_once(announced, [&] {
+    std::printf("echolab-server listening %s %s\n", std::string(to_string(line.config.transport)).c_str(),
+                listener.address().c_str());
+    std::fflush(stdout);  // before any fork: children must not inherit unflushed output
+    });
+  };
+  EngineContext context{line.config, listener.fd(), stats.get(), announce_ready};
   engine.run(context);
   watch_for_stop(StopSlot::listener, -1);
   if (!stats_target.path.empty()) {

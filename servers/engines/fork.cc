@@ -17,6 +17,7 @@
 namespace echolab {
 
 void run_fork(EngineContext& context) {
+  context.announce_ready();
   // Non-blocking, so that a connection that vanished between poll and accept cannot block
   // the parent; the accepted sockets themselves are blocking.
   if (int err = set_nonblocking(context.socket, true)) {

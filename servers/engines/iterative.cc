@@ -10,6 +10,7 @@
 namespace echolab {
 
 void run_iterative(EngineContext& context) {
+  context.announce_ready();
   Counters counters;
   while (!stop_requested()) {
     AcceptResult accepted = accept_connection(context.socket, counters);

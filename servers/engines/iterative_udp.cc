@@ -8,6 +8,9 @@
 
 namespace echolab {
 
-void run_iterative_udp(EngineContext& context) { serve_datagrams(context, 0); }
+void run_iterative_udp(EngineContext& context) {
+  context.announce_ready();
+  serve_datagrams(context, 0);
+}
 
 }  // namespace echolab

@@ -30,7 +30,7 @@ namespace {
 // A pool whose workers keep dying as soon as they start would otherwise be respawned
 // forever: past this many replacements within the window, the parent gives up and fails.
 constexpr int kMaxReplacements = 16;
-constexpr std::chrono::seconds kReplacementWindow{2};
+constexpr std::chrono::seconds kReplacementWindow{10};
 
 void accept_and_serve(EngineContext& context, int worker) {
   // The listener is shared with the other workers: a stop of this worker alone (a signal
@@ -55,6 +55,7 @@ void accept_and_serve(EngineContext& context, int worker) {
 }  // namespace
 
 void run_prefork(EngineContext& context) {
+  context.announce_ready();
   // Only the workers accept; the parent's stop must reach them as a signal (terminate_all),
   // not by shutting the listener they share under their feet.
   watch_for_stop(StopSlot::listener, -1);

@@ -35,6 +35,7 @@ void accept_and_serve(EngineContext& context, ConnectionRegistry& registry, int 
 }  // namespace
 
 void run_prethread(EngineContext& context) {
+  context.announce_ready();
   ConnectionRegistry registry;
   std::vector<std::jthread> pool;
   try {

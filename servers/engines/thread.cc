@@ -41,6 +41,7 @@ std::size_t join_finished(std::list<ConnectionThread>& threads) {
 }  // namespace
 
 void run_thread(EngineContext& context) {
+  context.announce_ready();
   if (int err = set_nonblocking(context.socket, true)) {
     throw sys_error("fcntl(O_NONBLOCK)", err);
   }

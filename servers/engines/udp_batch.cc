@@ -182,6 +182,7 @@ class SiblingSockets {
 
 void run_udp_batch(EngineContext& context) {
   const SiblingSockets siblings(context, context.config.workers - 1);
+  context.announce_ready();
   std::vector<std::jthread> pool;
   // Declared after the pool, so destroyed before it joins: on every way out.
   struct ShutOnExit {

@@ -13,6 +13,7 @@
 namespace echolab {
 
 void run_udp_pool(EngineContext& context) {
+  context.announce_ready();
   std::vector<std::jthread> pool;
   try {
     for (int worker = 0; worker < context.config.workers; ++worker) {

@@ -52,6 +52,7 @@ class ReadinessLoop {
     if (!place_.listener_watched) {
       watch_own(place_.listener);
     }
+    context_.announce_ready();
     while (!stop_requested()) {
       wait_and_dispatch(timed() ? time_to_next_deadline() : std::chrono::milliseconds(-1));
     }
@@ -270,6 +271,7 @@ void run_readiness_loop(EngineContext& context, Poller& poller, LoopPlace place)
 }
 
 void run_loop_threads(EngineContext& context, std::vector<LoopThread>& loops) {
+  context.announce_ready();  // every loop's listener and poller exists by now
   std::vector<std::jthread> threads;
   try {
     for (LoopThread& loop : loops) {

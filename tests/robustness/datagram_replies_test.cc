@@ -207,7 +207,7 @@ int serve_on_shut_socket(int family) {
   ServerConfig config;
   config.protocol.protocol = Protocol::raw;
   auto stats = std::make_unique<ServerStats>();
-  EngineContext context{config, socket_fd.get(), *stats};
+  EngineContext context{config, socket_fd.get(), *stats, [] {}};
   serve_datagrams(context, 0);
   return engine_failed() ? 0 : 11;
 }

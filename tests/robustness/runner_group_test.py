@@ -72,10 +72,13 @@ class ServerGroupIsKilled(unittest.TestCase):
         if not os.access(server, os.X_OK):
             self.skipTest(f"no server at {server}")
         # The load generator records the server's processes, then interrupts the runner as a
-        # Ctrl-C would, while the cell is in the middle of its load.
+        # Ctrl-C would, while the cell is in the middle of its load. They are found by this
+        # test's own stats path, never by the binary's name: other tests may run prefork servers
+        # of the same build at the same time.
+        stats_path = os.path.join(self.folder, "server-stats.json")
         loadgen = _script(self.folder, "loadgen",
                           "for i in $(seq 50); do\n"
-                          f"  pgrep -f -- '{server} --engine prefork' > {self.pids_file}\n"
+                          f"  pgrep -f -- '--stats-json {stats_path}' > {self.pids_file}\n"
                           f"  [ $(wc -l < {self.pids_file}) -ge 3 ] && break; sleep 0.1\n"
                           "done\nkill -INT $PPID\nsleep 30\n")
         with self.assertRaises(KeyboardInterrupt):
