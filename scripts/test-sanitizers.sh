@@ -14,7 +14,11 @@ ctest --preset asan -j "$jobs" -LE 'soak|fuzz-long|bench-smoke' "$@"
 
 cmake --preset tsan >/dev/null
 cmake --build --preset tsan -j "$jobs"
-ctest --preset tsan -j "$jobs" -LE 'soak' -R 'engine_stream_echo|engine_datagram_echo|loadgen|robustness_(flood|sigterm|faults)' "$@"
+# The impairment relay's exact counts assume each reply arrives within the generator's
+# --timeout at 4,000 msgs/s; TSan's slowdown breaks that timing, not the counting, which the
+# default and ASan runs check.
+ctest --preset tsan -j "$jobs" -LE 'soak' -R 'engine_stream_echo|engine_datagram_echo|loadgen|robustness_(flood|sigterm|faults)' \
+  -E 'loadgen_impair' "$@"
 
 cmake --preset fortify >/dev/null
 cmake --build --preset fortify -j "$jobs"
