@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: installs what is missing, builds the release preset, runs a benchmark spec
-# (default: quick, about 3 minutes on 2 cores) and draws its plots.
+# (default: quick, about 3.5 minutes on 2 cores) and draws its plots.
 #   scripts/run.sh                      # quick spec
 #   scripts/run.sh --spec full          # any echolab-bench arguments pass through
 set -euo pipefail
