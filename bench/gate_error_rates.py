@@ -7,10 +7,10 @@ times against the same build with an injected cost per message (--candidate-serv
 that the machine's drift hits both, and writes the counts, the rates and every run's exit
 status and summary to results/gate-error-rates.json.
 
-    bench/gate_error_rates.py --build-dir build/release --runs 30
+    bench/gate_error_rates.py --build-dir build/release --aa-runs 30 --injected-runs 20
 
 Each run is a full echolab-bench A/B run of the spec (with --callgrind unless
---no-callgrind), so 30 + 30 runs of the ci spec take a few hours on 2 cores."""
+--no-callgrind), about 100 s each on 2 cores: 30 + 20 runs take about an hour and a half."""
 import argparse
 import json
 import os
@@ -31,7 +31,10 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="gate_error_rates.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--build-dir", default=os.path.join(REPO, "build", "release"),
                         help="the build measured against itself (default build/release)")
-    parser.add_argument("--runs", type=int, default=30, metavar="N", help="runs of each kind (default 30)")
+    parser.add_argument("--aa-runs", type=int, default=30, metavar="N",
+                        help="runs of the build against itself (default 30)")
+    parser.add_argument("--injected-runs", type=int, default=20, metavar="N",
+                        help="runs against the build with the injected cost (default 20)")
     parser.add_argument("--spec", default="ci", help="the echolab-bench spec (default ci)")
     parser.add_argument("--inject", default="--work cpu:2us", metavar="ARGS",
                         help="the candidate's server options in the regression runs (default \"--work cpu:2us\")")
@@ -40,8 +43,11 @@ def parse_args(argv):
                         help="where the rates go (default results/gate-error-rates.json)")
     parser.add_argument("--keep", metavar="DIR", help="keep every run's result set under DIR")
     args = parser.parse_args(argv)
-    if not 1 <= args.runs <= 1000:
-        parser.error("--runs must be from 1 to 1000")
+    for flag, runs in (("--aa-runs", args.aa_runs), ("--injected-runs", args.injected_runs)):
+        if not 0 <= runs <= 1000:
+            parser.error(f"{flag} must be from 0 to 1000")
+    if args.aa_runs + args.injected_runs == 0:
+        parser.error("nothing to run: --aa-runs and --injected-runs are both 0")
     try:
         if not shlex.split(args.inject):
             parser.error("--inject must name at least one server option")
@@ -73,12 +79,15 @@ def one_run(args, kind, index, results):
     verdict_path = os.path.join(results, run_id, "compare.json")
     judged = subprocess.run([sys.executable, COMPARE, "--quiet", os.path.join(results, run_id), "--json",
                              verdict_path], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
-    summary = ""
+    summary, flagged = "", []
     if os.path.isfile(verdict_path):
         with open(verdict_path) as f:
-            summary = json.load(f).get("summary", "")
-    return {"kind": kind, "run_id": run_id, "exit_code": judged.returncode, "summary": summary or judged.stderr.strip(),
-            "seconds": round(time.monotonic() - started, 1)}
+            verdict = json.load(f)
+        summary = verdict.get("summary", "")
+        flagged = sorted({m["metric"] for c in verdict.get("cells", []) for m in c.get("metrics", [])
+                          if m.get("gate") and m.get("verdict") == "regression"})
+    return {"kind": kind, "run_id": run_id, "exit_code": judged.returncode, "flagged_metrics": flagged,
+            "summary": summary or judged.stderr.strip(), "seconds": round(time.monotonic() - started, 1)}
 
 
 def rates(runs):
@@ -87,9 +96,21 @@ def rates(runs):
     aa = sum(1 for r in runs if r["kind"] == "aa")
     injected = sum(1 for r in runs if r["kind"] == "injected")
     false_alarms, caught = count("aa", (1,)), count("injected", (1,))
+
+    def per_metric(kind):
+        tally = {}
+        for r in runs:
+            if r["kind"] == kind:
+                for metric in r.get("flagged_metrics", []):
+                    tally[metric] = tally.get(metric, 0) + 1
+        return dict(sorted(tally.items()))
+    timings_caught = sum(1 for r in runs if r["kind"] == "injected"
+                         and any(m != "instructions_per_msg" for m in r.get("flagged_metrics", [])))
     return {"aa_runs": aa, "false_alarms": false_alarms,
             "specificity": None if not aa else 1 - false_alarms / aa,
+            "false_alarms_per_metric": per_metric("aa"),
             "injected_runs": injected, "caught": caught, "sensitivity": None if not injected else caught / injected,
+            "caught_per_metric": per_metric("injected"), "caught_without_instruction_counts": timings_caught,
             "inconclusive": {"aa": count("aa", (3,)), "injected": count("injected", (3,))},
             "failed": {"aa": count("aa", (2, None)), "injected": count("injected", (2, None))}}
 
@@ -99,12 +120,16 @@ def main(argv=None):
     results = args.keep or tempfile.mkdtemp(prefix="echolab-gate-rates-")
     os.makedirs(results, exist_ok=True)
     runs = []
-    for index in range(args.runs):
+    wanted = {"aa": args.aa_runs, "injected": args.injected_runs}
+    for index in range(max(wanted.values())):
         for kind in (("aa", "injected") if index % 2 == 0 else ("injected", "aa")):
-            runs.append(one_run(args, kind, index, results))
-            print(f"gate_error_rates: {kind} {index + 1}/{args.runs}: exit {runs[-1]['exit_code']}", file=sys.stderr)
+            if index < wanted[kind]:
+                runs.append(one_run(args, kind, index, results))
+                print(f"gate_error_rates: {kind} {index + 1}/{wanted[kind]}: exit {runs[-1]['exit_code']} "
+                      f"{' '.join(runs[-1]['flagged_metrics'])}", file=sys.stderr, flush=True)
     document = {"schema": "echolab.gate-error-rates/1", "spec": args.spec, "build_dir": os.path.abspath(args.build_dir),
-                "inject": args.inject, "callgrind": not args.no_callgrind, "runs_per_kind": args.runs,
+                "inject": args.inject, "callgrind": not args.no_callgrind,
+                "command": " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, REPO)] + sys.argv[1:]),
                 "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **rates(runs), "runs": runs}
     with open(args.out, "w") as f:
         json.dump(document, f, indent=1)

@@ -228,7 +228,9 @@ class GateErrorRatesArguments(unittest.TestCase):
                     f.write("#!/bin/sh\nexit 1\n")
                 os.chmod(path, 0o755)
             out = os.path.join(tmp, "rates.json")
-            for args, says in ((["--runs", "0"], "--runs must be"),
+            for args, says in ((["--aa-runs", "0", "--injected-runs", "0"], "nothing to run"),
+                               (["--aa-runs", "-1"], "--aa-runs must be"),
+                               (["--injected-runs", "1001"], "--injected-runs must be"),
                                (["--build-dir", os.path.join(tmp, "nothing")], "no echolab-server"),
                                (["--inject", ""], "--inject must name"),
                                (["--inject", "'unclosed"], "--inject:"),
