@@ -4,6 +4,7 @@ SIGTERM and checks that it exited 0 and left nothing behind. Failures are result
 import json
 import os
 import re
+import shlex
 import select
 import shutil
 import signal
@@ -85,7 +86,7 @@ def _cell_server_command(binaries, cell, stats_path, listen):
             "--transport", cell["transport"], "--protocol", cell["protocol"],
             "--workers", str(cell["workers"]), "--max-children", str(cell["max_children"]),
             "--max-threads", str(cell["max_threads"]), "--work", cell["work"],
-            "--stats-json", stats_path]
+            "--stats-json", stats_path] + shlex.split(cell.get("server_args") or "")
 
 
 def loadgen_command(binaries, cell, target, json_path):

@@ -3,8 +3,10 @@ cartesian product, so that "every stream engine at 1, 16 and 64 connections" is 
 import itertools
 import json
 import os
+import re
 
 from . import engines as engines_mod
+from . import sides
 
 SPEC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "specs")
 
@@ -27,6 +29,9 @@ CELL_DEFAULTS = {
     "timeout_s": 1.0,
     "loadgen_threads": 1,
     "reference": None,  # "sockperf": a peer tool's own client and server, as a yardstick
+    # An engine's own options beyond the columns above ("--accept-lock", "--batch 64"): a
+    # variant of the engine, drawn as a series of its own.
+    "server_args": "",
 }
 
 
@@ -98,11 +103,21 @@ def expand_cells(spec, duration_override=None, engine_table=None):
             cell.update(zip(keys, combo))
             if duration_override is not None:
                 cell["duration_s"] = duration_override
+            _check_server_args(cell, index)
             key = json.dumps(cell, sort_keys=True)
             if key not in seen:
                 seen.add(key)
                 cells.append(cell)
     return cells
+
+
+def _check_server_args(cell, index):
+    if not isinstance(cell["server_args"], str):
+        raise SpecError(f"matrix group {index}: server_args must be a string of server options")
+    try:
+        sides.parse_server_args(cell["server_args"], "server_args")
+    except sides.SideError as error:
+        raise SpecError(f"matrix group {index}: {error}") from None
 
 
 def cell_id(cell):
@@ -117,4 +132,6 @@ def cell_id(cell):
         parts.append(cell["work"].replace(":", "-"))
     if cell["protocol"] != "framed":
         parts.append(cell["protocol"])
+    if cell.get("server_args"):
+        parts.append(re.sub(r"[^A-Za-z0-9.]+", "-", cell["server_args"]).strip("-"))
     return "_".join(str(p) for p in parts)

@@ -124,7 +124,12 @@ class Condition:
 
     @property
     def engine(self):
-        return self.cell.get("reference") or self.cell.get("engine") or "?"
+        """The series this condition belongs to: the engine, with its own options if any."""
+        if self.cell.get("reference"):
+            return self.cell["reference"]
+        engine = self.cell.get("engine") or "?"
+        args = (self.cell.get("server_args") or "").strip()
+        return f"{engine} {args}" if args else engine
 
     @property
     def is_reference(self):

@@ -37,8 +37,10 @@ DPI = 110
 
 
 def engine_sort_key(engine):
-    """Known engines in lecture order, then any others alphabetically."""
-    return (ENGINE_ORDER.index(engine), "") if engine in ENGINE_ORDER else (len(ENGINE_ORDER), engine)
+    """Known engines in lecture order (a variant such as "prefork --accept-lock" right after
+    its engine), then any others alphabetically."""
+    base, _, variant = engine.partition(" ")
+    return (ENGINE_ORDER.index(base), variant) if base in ENGINE_ORDER else (len(ENGINE_ORDER), engine)
 
 
 def ordered(engines):

@@ -14,6 +14,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO, "bench"))
 
 import schema_check  # noqa: E402
+from runner import cell as cell_mod  # noqa: E402
 from runner import engines as engines_mod  # noqa: E402
 from runner import spec as spec_mod  # noqa: E402
 
@@ -74,11 +75,31 @@ class SpecExpansion(unittest.TestCase):
             spec_mod.expand_cells({"matrix": [{"engines": ["select"]}]})
 
     def test_every_shipped_spec_expands(self):
-        for name in ("quick", "full", "scaling", "connect-cost", "service-cost", "udp"):
+        names = sorted(f[:-5] for f in os.listdir(spec_mod.SPEC_DIR) if f.endswith(".json"))
+        self.assertIn("quick", names)
+        for name in names:
             cells = spec_mod.expand_cells(spec_mod.load_spec(name), engine_table=engines_mod.load_engine_table(SERVER))
             self.assertTrue(cells, name)
             ids = [spec_mod.cell_id(c) for c in cells]
             self.assertEqual(len(ids), len(set(ids)), f"{name}: cell ids must be unique")
+
+    def test_server_args_make_a_variant_of_the_engine(self):
+        spec = {"matrix": [{"engine": "prefork", "mode": "connect", "server_args": ["", "--accept-lock"]}]}
+        cells = spec_mod.expand_cells(spec)
+        self.assertEqual([c["server_args"] for c in cells], ["", "--accept-lock"])
+        ids = [spec_mod.cell_id(c) for c in cells]
+        self.assertEqual(ids, ["prefork_tcp_connect_c16_s64", "prefork_tcp_connect_c16_s64_accept-lock"])
+        command = cell_mod.server_command({"server": "echolab-server"}, cells[1], "stats.json", "127.0.0.1:0")
+        self.assertEqual(command[-1], "--accept-lock")
+        self.assertNotIn("--accept-lock", cell_mod.server_command({"server": "echolab-server"}, cells[0],
+                                                                  "stats.json", "127.0.0.1:0"))
+
+    def test_server_args_may_not_take_over_what_the_runner_sets(self):
+        for bad in ("--listen 127.0.0.1:1", "--stats-json=x", "'unclosed"):
+            with self.assertRaises(spec_mod.SpecError):
+                spec_mod.expand_cells({"matrix": [{"engine": "select", "server_args": bad}]})
+        with self.assertRaisesRegex(spec_mod.SpecError, "must be a string"):
+            spec_mod.expand_cells({"matrix": [{"engine": "select", "server_args": [["--x"]]}]})
 
     def test_quick_spec_has_every_engine(self):
         table = engines_mod.load_engine_table(SERVER)

@@ -187,6 +187,26 @@ class Errors(unittest.TestCase):
         self.assertTrue(os.access(PLOT, os.X_OK))
 
 
+class EngineVariants(unittest.TestCase):
+    """A cell with server options of its own ("prefork --accept-lock") is a series of its own,
+    drawn right after its engine."""
+
+    def test_variant_is_its_own_series_next_to_its_engine(self):
+        sys.path.insert(0, os.path.join(SOURCE_DIR, "plots"))
+        import matplotlib
+        matplotlib.use("Agg")
+        from echolab_plot import results, style
+        plain = results.Condition("a", {"engine": "prefork", "server_args": "", "x": 1})
+        locked = results.Condition("b", {"engine": "prefork", "server_args": "--accept-lock", "x": 1})
+        self.assertEqual(plain.engine, "prefork")
+        self.assertEqual(locked.engine, "prefork --accept-lock")
+        self.assertEqual(set(results.by_engine([plain, locked], "x")),
+                         {"prefork", "prefork --accept-lock"})
+        style.use_engine_order(["iterative", "prefork", "select"])
+        self.assertEqual(style.ordered(["select", "prefork --accept-lock", "prefork", "iterative"]),
+                         ["iterative", "prefork", "prefork --accept-lock", "select"])
+
+
 if __name__ == "__main__":
     try:
         importlib.import_module("matplotlib")
