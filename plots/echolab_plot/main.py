@@ -13,6 +13,8 @@ def parse_args(argv):
         description="Draw the figures of an echolab-bench result set and write report.html beside them.")
     parser.add_argument("results_dir", metavar="RESULTS_DIR", help="a result set written by echolab-bench")
     parser.add_argument("--out", metavar="DIR", help="where to write the figures (default: RESULTS_DIR/figures)")
+    parser.add_argument("--markdown", metavar="FILE",
+                        help="also write the cell table as markdown to FILE ('-': standard output)")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     return parser.parse_args(argv)
 
@@ -92,6 +94,17 @@ def main(argv=None):
     report_path = os.path.join(out_dir, "report.html")
     with open(report_path, "w", encoding="utf-8") as f:
         f.write(report.render(results, outcomes))
+    if args.markdown:
+        table = report.markdown(results)
+        if args.markdown == "-":
+            sys.stdout.write(table)
+        else:
+            try:
+                with open(args.markdown, "w", encoding="utf-8") as f:
+                    f.write(table)
+            except OSError as error:
+                print(f"echolab-plot: cannot write {args.markdown}: {error.strerror}", file=sys.stderr)
+                return EXIT_USAGE
     drawn = sum(1 for o in outcomes if not o.skipped)
     log(f"echolab-plot: {drawn}/{len(outcomes)} figures; report in {report_path}")
     return 0

@@ -4,6 +4,7 @@ and a table of each cell's numbers (medians across repetitions), then the failed
 The page is self-contained apart from the image files next to it: no scripts, no external
 style sheets, so it opens from a file system, a CI artefact or a mail attachment alike."""
 import html
+import re
 
 from . import style
 
@@ -27,6 +28,12 @@ NUMBER_COLUMNS = [
     ("server CPU µs/msg", "server_cpu_us_per_msg", lambda v: f"{v:,.2f}"),
     ("syscalls/msg", "syscalls_per_msg", lambda v: f"{v:,.2f}"),
     ("peak RSS MiB", "peak_rss_bytes", lambda v: f"{v / 2 ** 20:,.1f}"),
+]
+
+# Columns shown only when some cell has them (the multi-worker engines).
+SHARE_COLUMNS = [
+    ("worker msgs %", "worker_messages_share"),
+    ("worker conns %", "worker_connections_share"),
 ]
 
 
@@ -82,6 +89,52 @@ def _cell_rows(results):
         row_class = ' class="invalid"' if invalid or condition.failed else ""
         rows.append(f"<tr{row_class}>{''.join(cells)}</tr>")
     return rows
+
+
+def _share_text(condition, metric):
+    low, high = condition.median(metric + "_min_pct"), condition.median(metric + "_max_pct")
+    return "–" if low is None or high is None else f"{low:.0f}–{high:.0f}"
+
+
+def _compact_reasons(reasons):
+    """"used 91% of a core", "used 98% of a core" -> "used 91–98% of a core": reasons that
+    differ only in their numbers become one, with each number's range."""
+    number = re.compile(r"\d+(?:\.\d+)?")
+    groups = {}
+    for reason in reasons:
+        groups.setdefault(number.sub("#", reason), []).append([float(n) for n in number.findall(reason)])
+    out = []
+    for template, rows in groups.items():
+        pieces = template.split("#")
+        text = pieces[0]
+        for position, piece in enumerate(pieces[1:]):
+            low, high = min(r[position] for r in rows), max(r[position] for r in rows)
+            text += (f"{low:g}" if low == high else f"{low:g}–{high:g}") + piece
+        out.append(text)
+    return out
+
+
+def markdown(results):
+    """The cell table as markdown (for a README or a pull request): medians across the
+    successful repetitions, the workers' shares where the engine spreads work, and why a
+    repetition was invalid."""
+    conditions = sorted(results.conditions, key=_table_order)
+    shares = [c for c in SHARE_COLUMNS if any(cond.median(c[1] + "_max_pct") is not None for cond in conditions)]
+    headings = ["cell", "reps ok"] + [h for h, _, _ in NUMBER_COLUMNS] + [h for h, _ in shares] + ["validity"]
+    lines = ["| " + " | ".join(headings) + " |", "|" + "---|" * len(headings)]
+    for condition in conditions:
+        invalid = condition.invalid_repetitions()
+        values = [f"`{condition.label}`", f"{len(condition.metrics)}/{len(condition.metrics) + len(condition.failed)}"]
+        for _, metric, formatter in NUMBER_COLUMNS:
+            value = condition.median(metric)
+            values.append("–" if value is None else formatter(value))
+        values += [_share_text(condition, metric) for _, metric in shares]
+        validity = "ok" if not invalid else f"{invalid} invalid: " + "; ".join(
+            _compact_reasons(condition.invalid_reasons()))
+        if condition.failed:
+            validity += "; " + _failures_text(condition)
+        lines.append("| " + " | ".join(v.replace("|", "\\|") for v in values + [validity]) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def render(results, outcomes):

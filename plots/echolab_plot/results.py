@@ -74,6 +74,7 @@ def _server_metrics(record, connections):
         syscalls_per_msg = ratio(number(stats.get("syscalls_total")), messages)
     pss = number(resources.get("peak_pss_bytes"))
     return {
+        **_worker_shares(stats),
         "server_messages": messages,
         "server_cpu_us_per_msg": ratio(cpu, messages, 1e6),
         "syscalls_per_msg": syscalls_per_msg,
@@ -82,6 +83,23 @@ def _server_metrics(record, connections):
         "pss_per_connection_bytes": ratio(pss, connections),
         "connections_refused": number(dig(stats, "counters", "connections_refused")),
     }
+
+
+def _worker_shares(stats):
+    """The busiest and idlest worker's share (%) of the messages and of the connections, for
+    engines that spread work over several loops or workers (the stats' "workers" list)."""
+    listed = stats.get("workers")  # older result sets give only a count here
+    workers = [w for w in listed if isinstance(w, dict)] if isinstance(listed, list) else []
+    out = {}
+    if len(workers) < 2:
+        return out
+    for what in ("messages", "connections"):
+        counts = [number(w.get(what)) or 0.0 for w in workers]
+        total = sum(counts)
+        if total > 0:
+            out[f"worker_{what}_share_min_pct"] = 100.0 * min(counts) / total
+            out[f"worker_{what}_share_max_pct"] = 100.0 * max(counts) / total
+    return out
 
 
 def repetition_metrics(record):

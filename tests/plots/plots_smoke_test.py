@@ -80,7 +80,7 @@ class FullResultSet(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.out = tempfile.mkdtemp(prefix="echolab-plots-")
-        cls.plot_run = run_plot(RESULTS, "--out", cls.out)
+        cls.plot_run = run_plot(RESULTS, "--out", cls.out, "--markdown", os.path.join(cls.out, "cells.md"))
 
     @classmethod
     def tearDownClass(cls):
@@ -121,6 +121,18 @@ class FullResultSet(unittest.TestCase):
         for cell_id in cell_ids:
             self.assertIn(f"<td>{cell_id}</td>", text)
         self.assertIn("sockperf", text)
+
+    def test_markdown_table_has_every_cell_with_its_medians(self):
+        with open(os.path.join(self.out, "cells.md"), encoding="utf-8") as f:
+            lines = f.read().splitlines()
+        heading = [h.strip() for h in lines[0].strip("|").split("|")]
+        self.assertEqual(heading[:3], ["cell", "reps ok", "msgs/s"])
+        rows = {line.split("|")[1].strip().strip("`"): line for line in lines[2:]}
+        cell_ids = {os.path.basename(p)[:-5].rsplit("_r", 1)[0]
+                    for p in glob.glob(os.path.join(RESULTS, "cells", "*.json"))}
+        for cell_id in cell_ids:
+            self.assertIn(cell_id, rows)
+            self.assertEqual(rows[cell_id].count("|"), len(heading) + 1, rows[cell_id])
 
     def test_default_output_directory_is_results_figures(self):
         with tempfile.TemporaryDirectory() as scratch:
