@@ -21,25 +21,6 @@ void expect_one_line_usage_error(const LoadgenOutcome& run, const std::string& n
   EXPECT_NE(lines[0].find(needle), std::string::npos) << lines[0];
 }
 
-// A TCP listener that completes handshakes (the kernel's backlog) but never accepts or
-// reads: a target that has stopped answering.
-class SilentListener {
- public:
-  SilentListener() : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(fd_.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-    EXPECT_EQ(::listen(fd_.get(), 64), 0);
-  }
-  [[nodiscard]] std::string address() const {
-    return "127.0.0.1:" + std::to_string(local_port(fd_.get()));
-  }
-
- private:
-  Fd fd_;
-};
-
 // A port nobody listens on: bound, then closed.
 std::string closed_port_address(int type) {
   Fd fd(::socket(AF_INET, type | SOCK_CLOEXEC, 0));

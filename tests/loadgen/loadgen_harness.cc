@@ -99,4 +99,18 @@ std::optional<SocatEcho> start_socat_echo(const std::string& transport, const Te
   return echo;
 }
 
+SilentListener::SilentListener() : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (!fd_ || ::bind(fd_.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+      ::listen(fd_.get(), 64) != 0) {
+    throw std::runtime_error("silent listener: cannot listen on 127.0.0.1");
+  }
+}
+
+std::string SilentListener::address() const {
+  return "127.0.0.1:" + std::to_string(local_port(fd_.get()));
+}
+
 }  // namespace echolab::test

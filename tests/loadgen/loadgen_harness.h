@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/fd.h"
 #include "tests/support/echo_server.h"
 #include "tests/support/engine_cases.h"
 #include "tests/support/loadgen_runner.h"
@@ -37,5 +38,17 @@ struct SocatEcho {
 // unix socket.
 [[nodiscard]] std::optional<SocatEcho> start_socat_echo(const std::string& transport,
                                                         const TempDir& dir);
+
+// A TCP listener on 127.0.0.1 that completes handshakes (the kernel's backlog) but never
+// accepts or reads: a target that has stopped answering, and cheap to point thousands of
+// connections at.
+class SilentListener {
+ public:
+  SilentListener();
+  [[nodiscard]] std::string address() const;
+
+ private:
+  Fd fd_;
+};
 
 }  // namespace echolab::test

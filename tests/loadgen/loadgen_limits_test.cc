@@ -86,25 +86,6 @@ TEST(LoadgenLimits, MoreMemoryThanTheMachineHasIsRefused) {
   expect_one_line(run, 2, "MiB of buffers");
 }
 
-// A TCP listener that completes handshakes (its backlog) but never accepts: cheap to point
-// thousands of connections at.
-class SilentListener {
- public:
-  SilentListener() : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(fd_.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-    EXPECT_EQ(::listen(fd_.get(), 64), 0);
-  }
-  [[nodiscard]] std::string address() const {
-    return "127.0.0.1:" + std::to_string(local_port(fd_.get()));
-  }
-
- private:
-  Fd fd_;
-};
-
 // 10,000 connections of 64-byte messages used to take 1.25 GiB of buffers (64 KiB each
 // way, each, whatever they held); sized to what is in flight they need a few MiB.
 TEST(LoadgenLimits, BuffersAreSizedToWhatIsInFlight) {
