@@ -9,12 +9,10 @@ import sys
 import tempfile
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-BUILD_DIR = os.environ.get("ECHOLAB_BINARY_DIR", os.path.join(REPO, "build", "debug"))
-sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import schema_check  # noqa: E402
+from bench_harness import REPO, run_bench  # noqa: E402
 
 SPEC = {"name": "ab-tiny", "repetitions": 5,
         "defaults": {"warmup_s": 0.2, "duration_s": 0.5, "timeout_s": 0.5, "connections": 1},
@@ -25,13 +23,8 @@ class AbRun(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory(prefix="echolab-ab-test-")
-        spec_path = os.path.join(cls.tmp.name, "ab-tiny.json")
-        with open(spec_path, "w") as f:
-            json.dump(SPEC, f)
-        cls.bench = subprocess.run(
-            [sys.executable, os.path.join(REPO, "bench", "echolab-bench"), "--spec", spec_path, "--out", cls.tmp.name,
-             "--run-id", "ab", "--build-dir", BUILD_DIR, "--candidate-server-args=--work cpu:200us", "--aa"],
-            capture_output=True, text=True, timeout=150)
+        cls.bench = run_bench(SPEC, cls.tmp.name, "ab", "--candidate-server-args=--work cpu:200us", "--aa",
+                              timeout=150)
         cls.out = os.path.join(cls.tmp.name, "ab")
 
     @classmethod

@@ -2,18 +2,16 @@
 whose server cannot start recorded as failed while the run goes on."""
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-BUILD_DIR = os.environ.get("ECHOLAB_BINARY_DIR", os.path.join(REPO, "build", "debug"))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(REPO, "bench"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import schema_check  # noqa: E402
+from bench_harness import BUILD_DIR, REPO, run_bench  # noqa: E402
+
+sys.path.insert(0, os.path.join(REPO, "bench"))
 from runner import cell as cell_mod  # noqa: E402
 from runner import engines as engines_mod  # noqa: E402
 from runner import spec as spec_mod  # noqa: E402
@@ -113,13 +111,7 @@ class TinyRun(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory(prefix="echolab-bench-test-")
-        spec_path = os.path.join(cls.tmp.name, "tiny.json")
-        with open(spec_path, "w") as f:
-            json.dump(TINY_SPEC, f)
-        cls.completed = subprocess.run(
-            [sys.executable, os.path.join(REPO, "bench", "echolab-bench"), "--spec", spec_path,
-             "--out", cls.tmp.name, "--run-id", "tiny", "--build-dir", BUILD_DIR],
-            capture_output=True, text=True, timeout=240)
+        cls.completed = run_bench(TINY_SPEC, cls.tmp.name, "tiny", timeout=240)
         cls.out = os.path.join(cls.tmp.name, "tiny")
 
     @classmethod
