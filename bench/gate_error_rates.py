@@ -16,6 +16,7 @@ import json
 import os
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,6 +43,8 @@ def parse_args(argv):
     parser.add_argument("--out", default=os.path.join(REPO, "results", "gate-error-rates.json"), metavar="FILE",
                         help="where the rates go (default results/gate-error-rates.json)")
     parser.add_argument("--keep", metavar="DIR", help="keep every run's result set under DIR")
+    parser.add_argument("--from-kept", metavar="DIR",
+                        help="run nothing: recount the runs a --keep DIR holds and write the rates")
     args = parser.parse_args(argv)
     for flag, runs in (("--aa-runs", args.aa_runs), ("--injected-runs", args.injected_runs)):
         if not 0 <= runs <= 1000:
@@ -74,20 +77,62 @@ def one_run(args, kind, index, results):
     started = time.monotonic()
     bench = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     if bench.returncode != 0:
-        return {"kind": kind, "run_id": run_id, "exit_code": None,
+        return {"kind": kind, "run_id": run_id, "exit_code": None, "flagged_metrics": [], "detectable": {},
                 "summary": "echolab-bench failed: " + (bench.stderr.strip().splitlines() or ["?"])[-1]}
     verdict_path = os.path.join(results, run_id, "compare.json")
     judged = subprocess.run([sys.executable, COMPARE, "--quiet", os.path.join(results, run_id), "--json",
                              verdict_path], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
-    summary, flagged = "", []
-    if os.path.isfile(verdict_path):
-        with open(verdict_path) as f:
-            verdict = json.load(f)
-        summary = verdict.get("summary", "")
-        flagged = sorted({m["metric"] for c in verdict.get("cells", []) for m in c.get("metrics", [])
-                          if m.get("gate") and m.get("verdict") == "regression"})
-    return {"kind": kind, "run_id": run_id, "exit_code": judged.returncode, "flagged_metrics": flagged,
-            "summary": summary or judged.stderr.strip(), "seconds": round(time.monotonic() - started, 1)}
+    run = read_verdict(kind, run_id, verdict_path, judged.returncode)
+    run["seconds"] = round(time.monotonic() - started, 1)
+    if not run["summary"]:
+        run["summary"] = judged.stderr.strip()
+    return run
+
+
+def read_verdict(kind, run_id, verdict_path, exit_code):
+    """One run's outcome from echolab-compare's JSON: its exit status, the gating metrics it
+    flagged, and per metric the largest change it could not have told from noise (over the
+    compared cells), which is what the thresholds have to sit above."""
+    run = {"kind": kind, "run_id": run_id, "exit_code": exit_code, "flagged_metrics": [], "summary": "",
+           "detectable": {}}
+    if not os.path.isfile(verdict_path):
+        return run
+    with open(verdict_path) as f:
+        verdict = json.load(f)
+    run["summary"] = verdict.get("summary", "")
+    metrics = [m for c in verdict.get("cells", []) for m in c.get("metrics", []) if m.get("gate")]
+    run["flagged_metrics"] = sorted({m["metric"] for m in metrics if m.get("verdict") == "regression"})
+    for m in metrics:
+        if m.get("detectable_change") is not None:
+            worst = run["detectable"].get(m["metric"], 0.0)
+            run["detectable"][m["metric"]] = max(worst, m["detectable_change"])
+    return run
+
+
+def runs_from_folder(folder):
+    """The runs a --keep folder holds (aa-000, injected-000, ...), judged as they were."""
+    runs = []
+    for name in sorted(os.listdir(folder)):
+        kind, _, index = name.rpartition("-")
+        path = os.path.join(folder, name, "compare.json")
+        if kind in ("aa", "injected") and index.isdigit() and os.path.isfile(path):
+            with open(path) as f:
+                exit_code = json.load(f).get("exit_code")
+            runs.append(read_verdict(kind, name, path, exit_code))
+    return runs
+
+
+def noise(runs):
+    """Per gating metric over the A/A runs: how often it could not rule out a change of its
+    threshold's size, and the smallest change the runs could have detected (median, 90th
+    percentile), in the worst cell of each run."""
+    out = {}
+    aa = [r for r in runs if r["kind"] == "aa"]
+    for metric in sorted({m for r in aa for m in r.get("detectable", {})}):
+        values = sorted(r["detectable"][metric] for r in aa if metric in r.get("detectable", {}))
+        out[metric] = {"runs": len(values), "detectable_median": statistics.median(values),
+                       "detectable_p90": values[min(len(values) - 1, int(0.9 * len(values)))]}
+    return out
 
 
 def rates(runs):
@@ -111,12 +156,15 @@ def rates(runs):
             "false_alarms_per_metric": per_metric("aa"),
             "injected_runs": injected, "caught": caught, "sensitivity": None if not injected else caught / injected,
             "caught_per_metric": per_metric("injected"), "caught_without_instruction_counts": timings_caught,
+            "noise_per_metric": noise(runs),
             "inconclusive": {"aa": count("aa", (3,)), "injected": count("injected", (3,))},
             "failed": {"aa": count("aa", (2, None)), "injected": count("injected", (2, None))}}
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.from_kept:
+        return write_rates(args, runs_from_folder(args.from_kept))
     results = args.keep or tempfile.mkdtemp(prefix="echolab-gate-rates-")
     os.makedirs(results, exist_ok=True)
     runs = []
@@ -127,6 +175,13 @@ def main(argv=None):
                 runs.append(one_run(args, kind, index, results))
                 print(f"gate_error_rates: {kind} {index + 1}/{wanted[kind]}: exit {runs[-1]['exit_code']} "
                       f"{' '.join(runs[-1]['flagged_metrics'])}", file=sys.stderr, flush=True)
+    write_rates(args, runs)
+    if not args.keep:
+        shutil.rmtree(results, ignore_errors=True)
+    return 0
+
+
+def write_rates(args, runs):
     document = {"schema": "echolab.gate-error-rates/1", "spec": args.spec, "build_dir": os.path.abspath(args.build_dir),
                 "inject": args.inject, "callgrind": not args.no_callgrind,
                 "command": " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, REPO)] + sys.argv[1:]),
@@ -135,8 +190,6 @@ def main(argv=None):
         json.dump(document, f, indent=1)
     print(f"gate_error_rates: specificity {document['specificity']}, sensitivity {document['sensitivity']}; "
           f"written to {args.out}")
-    if not args.keep:
-        shutil.rmtree(results, ignore_errors=True)
     return 0
 
 

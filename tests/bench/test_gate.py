@@ -217,16 +217,22 @@ class CiCheckArguments(unittest.TestCase):
         self.assertIn("usage: bench/ci-check BASE_REF [HEAD_REF]", completed.stdout)
 
 
+def fake_build(folder):
+    """A build folder whose binaries exist (so the script's checks pass) and do nothing."""
+    build = os.path.join(folder, "build")
+    for subfolder, name in (("servers", "echolab-server"), ("loadgen", "echolab-loadgen")):
+        os.makedirs(os.path.join(build, subfolder))
+        path = os.path.join(build, subfolder, name)
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\nexit 1\n")
+        os.chmod(path, 0o755)
+    return build
+
+
 class GateErrorRatesArguments(unittest.TestCase):
     def test_mistakes_are_refused_before_anything_runs(self):
         with tempfile.TemporaryDirectory() as tmp:
-            build = os.path.join(tmp, "build")
-            for folder, name in (("servers", "echolab-server"), ("loadgen", "echolab-loadgen")):
-                os.makedirs(os.path.join(build, folder))
-                path = os.path.join(build, folder, name)
-                with open(path, "w") as f:
-                    f.write("#!/bin/sh\nexit 1\n")
-                os.chmod(path, 0o755)
+            build = fake_build(tmp)
             out = os.path.join(tmp, "rates.json")
             for args, says in ((["--aa-runs", "0", "--injected-runs", "0"], "nothing to run"),
                                (["--aa-runs", "-1"], "--aa-runs must be"),
@@ -240,6 +246,39 @@ class GateErrorRatesArguments(unittest.TestCase):
                 self.assertEqual(completed.returncode, 2, completed.stderr)
                 self.assertIn(says, completed.stderr.strip().splitlines()[-1])
                 self.assertFalse(os.path.exists(out))
+
+
+    def test_rates_are_recounted_from_kept_runs(self):
+        def verdict(exit_code, metrics):
+            return {"exit_code": exit_code, "summary": f"exit {exit_code}",
+                    "cells": [{"id": "c", "metrics": [dict(gate=True, **m) for m in metrics]}]}
+        kept = {
+            "aa-000": verdict(0, [{"metric": "throughput", "verdict": "pass", "detectable_change": 0.05}]),
+            "aa-001": verdict(1, [{"metric": "throughput", "verdict": "regression", "detectable_change": 0.2}]),
+            "injected-000": verdict(1, [{"metric": "instructions_per_msg", "verdict": "regression",
+                                         "detectable_change": 0.01}]),
+            "injected-001": verdict(3, [{"metric": "p99", "verdict": "inconclusive", "detectable_change": 0.4}]),
+        }
+        with tempfile.TemporaryDirectory() as tmp:
+            build = fake_build(tmp)
+            for run_id, document in kept.items():
+                os.makedirs(os.path.join(tmp, "kept", run_id))
+                with open(os.path.join(tmp, "kept", run_id, "compare.json"), "w") as f:
+                    json.dump(document, f)
+            out = os.path.join(tmp, "rates.json")
+            completed = run(sys.executable, GATE_RATES, "--build-dir", build, "--from-kept",
+                            os.path.join(tmp, "kept"), "--out", out)
+            self.assertEqual(completed.returncode, 0, completed.stderr)
+            with open(out) as f:
+                rates = json.load(f)
+        self.assertEqual((rates["aa_runs"], rates["false_alarms"], rates["specificity"]), (2, 1, 0.5))
+        self.assertEqual(rates["false_alarms_per_metric"], {"throughput": 1})
+        self.assertEqual((rates["injected_runs"], rates["caught"], rates["sensitivity"]), (2, 1, 0.5))
+        self.assertEqual(rates["caught_per_metric"], {"instructions_per_msg": 1})
+        self.assertEqual(rates["caught_without_instruction_counts"], 0)
+        self.assertEqual(rates["inconclusive"], {"aa": 0, "injected": 1})
+        self.assertEqual(rates["noise_per_metric"]["throughput"],
+                         {"runs": 2, "detectable_median": 0.125, "detectable_p90": 0.2})
 
 
 if __name__ == "__main__":
