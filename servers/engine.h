@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/address.h"
 #include "core/session.h"
@@ -100,7 +101,9 @@ struct EngineInfo {
 [[nodiscard]] std::span<const EngineInfo> engines();
 [[nodiscard]] const EngineInfo* find_engine(std::string_view name);
 [[nodiscard]] bool serves_transport(const EngineInfo& engine, Transport transport);
-// "tcp, unix-stream": the transports the engine serves, in Transport order.
+// The transports the engine serves, in Transport order.
+[[nodiscard]] std::vector<Transport> served_transports(const EngineInfo& engine);
+// "tcp, unix-stream": the same as text.
 [[nodiscard]] std::string transport_list(const EngineInfo& engine);
 
 }  // namespace echolab

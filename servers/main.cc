@@ -28,10 +28,8 @@ nlohmann::json engine_table() {
   nlohmann::json table = nlohmann::json::array();
   for (const EngineInfo& engine : engines()) {
     nlohmann::json transports = nlohmann::json::array();
-    for (Transport transport : {Transport::tcp, Transport::udp, Transport::unix_stream, Transport::unix_dgram}) {
-      if (serves_transport(engine, transport)) {
-        transports.push_back(to_string(transport));
-      }
+    for (Transport transport : served_transports(engine)) {
+      transports.push_back(to_string(transport));
     }
     table.push_back({{"name", engine.name},
                      {"pattern", engine.pattern},

@@ -116,12 +116,20 @@ const EngineInfo* find_engine(std::string_view name) {
 
 bool serves_transport(const EngineInfo& engine, Transport transport) { return engine.transports.contains(transport); }
 
-std::string transport_list(const EngineInfo& engine) {
-  std::string list;
+std::vector<Transport> served_transports(const EngineInfo& engine) {
+  std::vector<Transport> served;
   for (Transport transport : {Transport::tcp, Transport::udp, Transport::unix_stream, Transport::unix_dgram}) {
     if (engine.transports.contains(transport)) {
-      list += (list.empty() ? "" : ", ") + std::string(to_string(transport));
+      served.push_back(transport);
     }
+  }
+  return served;
+}
+
+std::string transport_list(const EngineInfo& engine) {
+  std::string list;
+  for (Transport transport : served_transports(engine)) {
+    list += (list.empty() ? "" : ", ") + std::string(to_string(transport));
   }
   return list;
 }

@@ -23,8 +23,8 @@ struct LoopPlace {
 // read side, as the stop handler does main's, so that a listener of its own, such as an
 // SO_REUSEPORT one, refuses new clients too instead of queueing them), sends what it owes for
 // up to kDrainTime, closes every connection and adds its counters to context.stats. Call
-// from the thread that owns `poller`. Throws std::runtime_error before serving when the
-// poller cannot watch the loop's own descriptors (select past FD_SETSIZE).
+// from the thread that owns `poller`. Throws std::system_error before serving when the
+// poller refuses the loop's own descriptors (main checks the registry's limit first).
 void run_readiness_loop(EngineContext& context, Poller& poller, LoopPlace place);
 
 // One loop of a multi-loop engine: its own poller, and where it accepts.
