@@ -42,7 +42,9 @@ def parse_args(argv):
     parser.add_argument("--no-callgrind", action="store_true", help="judge the timings alone")
     parser.add_argument("--out", default=os.path.join(REPO, "results", "gate-error-rates.json"), metavar="FILE",
                         help="where the rates go (default results/gate-error-rates.json)")
-    parser.add_argument("--keep", metavar="DIR", help="keep every run's result set under DIR")
+    parser.add_argument("--keep", metavar="DIR",
+                        help="keep every run's result set under DIR; runs already judged there are counted, "
+                             "not run again (resume an interrupted measurement)")
     parser.add_argument("--from-kept", metavar="DIR",
                         help="run nothing: recount the runs a --keep DIR holds and write the rates")
     args = parser.parse_args(argv)
@@ -68,6 +70,7 @@ def parse_args(argv):
 
 def one_run(args, kind, index, results):
     run_id = f"{kind}-{index:03d}"
+    shutil.rmtree(os.path.join(results, run_id), ignore_errors=True)  # an interrupted run's leftovers
     command = [sys.executable, BENCH, "--spec", args.spec, "--baseline", args.build_dir, "--candidate",
                args.build_dir, "--out", results, "--run-id", run_id]
     if kind == "injected":
@@ -167,12 +170,15 @@ def main(argv=None):
         return write_rates(args, runs_from_folder(args.from_kept))
     results = args.keep or tempfile.mkdtemp(prefix="echolab-gate-rates-")
     os.makedirs(results, exist_ok=True)
+    # A run judged earlier into the same --keep folder (a session cut short) is counted, not run again.
+    done = {r["run_id"]: r for r in runs_from_folder(results)}
     runs = []
     wanted = {"aa": args.aa_runs, "injected": args.injected_runs}
     for index in range(max(wanted.values())):
         for kind in (("aa", "injected") if index % 2 == 0 else ("injected", "aa")):
             if index < wanted[kind]:
-                runs.append(one_run(args, kind, index, results))
+                run_id = f"{kind}-{index:03d}"
+                runs.append(done.get(run_id) or one_run(args, kind, index, results))
                 print(f"gate_error_rates: {kind} {index + 1}/{wanted[kind]}: exit {runs[-1]['exit_code']} "
                       f"{' '.join(runs[-1]['flagged_metrics'])}", file=sys.stderr, flush=True)
     write_rates(args, runs)
