@@ -39,6 +39,9 @@ def parse_args(argv):
     parser.add_argument("--spec", default="ci", help="the echolab-bench spec (default ci)")
     parser.add_argument("--inject", default="--work cpu:2us", metavar="ARGS",
                         help="the candidate's server options in the regression runs (default \"--work cpu:2us\")")
+    parser.add_argument("--candidate-build", metavar="DIR",
+                        help="the regression runs' candidate is this build (a commit with a known regression), "
+                             "with --inject \"\" for no injected options")
     parser.add_argument("--no-callgrind", action="store_true", help="judge the timings alone")
     parser.add_argument("--out", default=os.path.join(REPO, "results", "gate-error-rates.json"), metavar="FILE",
                         help="where the rates go (default results/gate-error-rates.json)")
@@ -54,14 +57,14 @@ def parse_args(argv):
     if args.aa_runs + args.injected_runs == 0:
         parser.error("nothing to run: --aa-runs and --injected-runs are both 0")
     try:
-        if not shlex.split(args.inject):
-            parser.error("--inject must name at least one server option")
+        if not shlex.split(args.inject) and not args.candidate_build:
+            parser.error("--inject must name at least one server option (or give --candidate-build)")
     except ValueError as error:
         parser.error(f"--inject: {error}")
-    for name in ("echolab-server", "echolab-loadgen"):
-        folder = "servers" if name == "echolab-server" else "loadgen"
-        if not os.access(os.path.join(args.build_dir, folder, name), os.X_OK):
-            parser.error(f"no {name} in {args.build_dir}/{folder} (build first, or pass --build-dir)")
+    for build, flag in ((args.build_dir, "--build-dir"), (args.candidate_build, "--candidate-build")):
+        for folder, name in (("servers", "echolab-server"), ("loadgen", "echolab-loadgen")):
+            if build is not None and not os.access(os.path.join(build, folder, name), os.X_OK):
+                parser.error(f"no {name} in {build}/{folder} (build first, or pass {flag})")
     out_dir = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(out_dir):
         parser.error(f"--out: no folder {out_dir}")
@@ -71,9 +74,10 @@ def parse_args(argv):
 def one_run(args, kind, index, results):
     run_id = f"{kind}-{index:03d}"
     shutil.rmtree(os.path.join(results, run_id), ignore_errors=True)  # an interrupted run's leftovers
+    candidate = args.candidate_build if kind == "injected" and args.candidate_build else args.build_dir
     command = [sys.executable, BENCH, "--spec", args.spec, "--baseline", args.build_dir, "--candidate",
-               args.build_dir, "--out", results, "--run-id", run_id]
-    if kind == "injected":
+               candidate, "--out", results, "--run-id", run_id]
+    if kind == "injected" and args.inject.strip():
         command.append("--candidate-server-args=" + args.inject)
     if not args.no_callgrind:
         command.append("--callgrind")
@@ -188,8 +192,9 @@ def main(argv=None):
 
 
 def write_rates(args, runs):
+    candidate_build = args.candidate_build and os.path.abspath(args.candidate_build)
     document = {"schema": "echolab.gate-error-rates/1", "spec": args.spec, "build_dir": os.path.abspath(args.build_dir),
-                "inject": args.inject, "callgrind": not args.no_callgrind,
+                "candidate_build": candidate_build, "inject": args.inject, "callgrind": not args.no_callgrind,
                 "command": " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, REPO)] + sys.argv[1:]),
                 "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **rates(runs), "runs": runs}
     with open(args.out, "w") as f:

@@ -239,6 +239,7 @@ class GateErrorRatesArguments(unittest.TestCase):
                                (["--injected-runs", "1001"], "--injected-runs must be"),
                                (["--build-dir", os.path.join(tmp, "nothing")], "no echolab-server"),
                                (["--inject", ""], "--inject must name"),
+                               (["--candidate-build", os.path.join(tmp, "nothing")], "no echolab-server"),
                                (["--inject", "'unclosed"], "--inject:"),
                                (["--out", os.path.join(tmp, "no", "rates.json")], "--out: no folder")):
                 argv = ["--build-dir", build, "--out", out] + args
