@@ -8,7 +8,8 @@ byte for byte). Both servers stay up for the pair; the runs alternate engine, tw
 engine... (ABBA) over --rounds rounds, at 1 and 16 connections in closed loop (msgs/s) and
 in connect mode (connect, one echo, close: connections/s) at 1 and 4. Server pinned to CPU
 0, generator to CPU 1, 64-byte messages. Writes the median ratio engine / twin per pair and
-mode, every round's rate, p50/p99 and the generator's validity, and the host context.
+mode, every round's rate, p50/p99, the generator's validity and the server tree's CPU per
+message (or connection), the CPU ratio twin / engine beside it, and the host context.
 Target: every ratio >= 0.9 (the engine costs at most 10 % over the bare model).
 
     bench/fidelity.py --build-dir build/release [--out results/fidelity.json]
@@ -31,6 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from loadgen_overhead import pinned  # noqa: E402
+from runner import procfs  # noqa: E402
 from runner.cell import CellFailure, _kill_group, _read_ready_line, _start_server  # noqa: E402
 from runner.main import environment, git_commit  # noqa: E402
 
@@ -104,8 +106,25 @@ class Server:
         self.process = None
 
 
-def run_loadgen(loadgen, target, mode, connections, args):
-    """One generator run: its rate, latencies and validity, or the reason it has none."""
+def server_cpu_s(server):
+    """CPU seconds of the server's process tree so far, its reaped children included."""
+    totals = procfs.snapshot(server.process.pid)
+    return totals["cpu_user_s"] + totals["cpu_sys_s"]
+
+
+def run_loadgen(loadgen, server, mode, connections, args):
+    """One generator run: its rate, latencies, validity and the server's CPU per message (or
+    per connection), or the reason it has none. The CPU is the least noisy figure on a busy
+    machine: it does not count the time the server waited for a CPU."""
+    cpu_before = server_cpu_s(server)
+    result = _run_loadgen(loadgen, server.target, mode, connections, args)
+    units = result.pop("units", 0)
+    if units:
+        result["server_cpu_us_per_unit"] = (server_cpu_s(server) - cpu_before) / units * 1e6
+    return result
+
+
+def _run_loadgen(loadgen, target, mode, connections, args):
     command = pinned([loadgen, "--target", target, "--mode", mode, "--connections", str(connections),
                       "--threads", "1", "--size", str(args.size), "--warmup", f"{args.warmup}s",
                       "--duration", f"{args.duration}s", "--timeout", "1s",
@@ -128,7 +147,8 @@ def run_loadgen(loadgen, target, mode, connections, args):
                                                           if v and k != "total"))
     return {"valid": bool(result["valid"]) and not errors, "reason": "; ".join(reasons) or None,
             "rate": result["throughput"]["msgs_per_s"], "p50_us": latency["p50_us"], "p99_us": latency["p99_us"],
-            "bytes_received": result["messages"]["bytes_received"], "errors": errors}
+            "bytes_received": result["messages"]["bytes_received"], "errors": errors,
+            "units": result["messages"]["received"] + result["messages"]["warmup_messages"]}
 
 
 def measure_pair(engine, twin, modes, rows, args, binaries):
@@ -158,8 +178,7 @@ def measure_pair(engine, twin, modes, rows, args, binaries):
                     if died:
                         entry.setdefault("server_restarts", []).append({"side": side, "reason": died})
                     pair["memory_kb"].setdefault(side, sides[side].memory())
-                    entry[side].append(run_loadgen(binaries["loadgen"], sides[side].target, mode, connections,
-                                                   args))
+                    entry[side].append(run_loadgen(binaries["loadgen"], sides[side], mode, connections, args))
             summarize(entry)
             print(format_row(engine, entry), flush=True)
     finally:
@@ -178,13 +197,22 @@ def summarize(entry):
         entry[f"{side}_p99_median_us"] = (statistics.median(run["p99_us"] for run in entry[side] if run.get("valid"))
                                           if rates else None)
     entry["ratio"] = medians["engine"] / medians["twin"] if medians["engine"] and medians["twin"] else None
+    # Twin's CPU per unit over the engine's: the same ratio read from CPU time, not wall time.
+    cpu = {side: [run["server_cpu_us_per_unit"] for run in entry[side]
+                  if run.get("valid") and run.get("server_cpu_us_per_unit")] for side in ("engine", "twin")}
+    for side in ("engine", "twin"):
+        entry[f"{side}_cpu_us_per_unit_median"] = statistics.median(cpu[side]) if cpu[side] else None
+    entry["cpu_ratio"] = (entry["twin_cpu_us_per_unit_median"] / entry["engine_cpu_us_per_unit_median"]
+                          if cpu["engine"] and cpu["twin"] else None)
 
 
 def format_row(engine, entry):
     ratio = f"{entry['ratio']:.2f}x" if entry.get("ratio") else "n/a"
     rates = " ".join(f"{side} {entry[f'{side}_median']:,.0f}" if entry.get(f"{side}_median") else f"{side} -"
                      for side in ("engine", "twin"))
-    return f"{engine:10s} {entry['mode']:7s} c={entry['connections']:<3d} {rates} {entry['unit']}  {ratio}"
+    cpu = f"{entry['cpu_ratio']:.2f}x" if entry.get("cpu_ratio") else "n/a"
+    return (f"{engine:10s} {entry['mode']:7s} c={entry['connections']:<3d} {rates} {entry['unit']}  ratio {ratio}"
+            f"  cpu ratio {cpu}")
 
 
 def main():
