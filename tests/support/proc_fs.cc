@@ -130,6 +130,21 @@ int count_open_fds(pid_t pid) {
   return static_cast<int>(std::distance(it, fs::directory_iterator()));
 }
 
+int settled_fd_count(pid_t pid, milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  int previous = count_open_fds(pid);
+  for (;;) {
+    std::this_thread::sleep_for(milliseconds(20));
+    const int count = count_open_fds(pid);
+    const auto stat = read_proc_stat(pid);
+    const bool asleep = stat && stat->state == 'S';
+    if (count < 0 || (asleep && count == previous) || std::chrono::steady_clock::now() >= deadline) {
+      return count;
+    }
+    previous = count;
+  }
+}
+
 int wait_for_fd_count(pid_t pid, int expected, milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {

@@ -126,7 +126,7 @@ ServerUnderTest::ServerUnderTest(const ServerLaunch& launch)
   // `ip netns exec` the pid is the server's too: it execs.)
   baseline_fds_ = count_open_fds(server_->pid());
   for (const auto& child : list_descendants(server_->pid())) {
-    baseline_child_fds_.emplace_back(child, count_open_fds(child.pid));
+    baseline_child_fds_.emplace_back(child, settled_fd_count(child.pid, kFdSettle));
   }
 }
 
@@ -141,8 +141,8 @@ void ServerUnderTest::expect_no_fd_leak() {
   const int settled = wait_for_fd_count(server_->pid(), baseline_fds_, kFdSettle);
   EXPECT_EQ(settled, baseline_fds_) << "server pid " << server_->pid() << " holds " << settled
                                     << " descriptors, " << baseline_fds_ << " right after start-up";
-  // A prefork worker leaks in its own table. Children may still be settling their own
-  // start-up when counted, so only growth counts as a leak.
+  // A prefork worker leaks in its own table. Its baseline was taken once it had settled
+  // (settled_fd_count); it may close more later, so only growth counts as a leak.
   for (const auto& [child, baseline] : baseline_child_fds_) {
     int now = count_open_fds(child.pid);
     for (auto deadline = std::chrono::steady_clock::now() + kFdSettle;
