@@ -35,6 +35,8 @@ struct Client {
   std::uint64_t serial = 0;    // with a pool: tells this connection from a later one on its fd
   int worker = 0;              // with a pool: the worker that runs its jobs
   bool touched = false;        // with a pool: has replies back in the batch being applied
+  bool working = false;        // with a pool: has work in flight, since working_since
+  Clock::time_point working_since;
   // Nothing more is read: the peer ended its input (a half-close, as `nc -N` does), or the
   // session ended the connection (a protocol error, a stop's work cutoff). What is owed is
   // still sent, as the peer reads it, and then the connection closes.
@@ -137,10 +139,19 @@ class ReadinessLoop {
     if ((event.writable || event.hangup) && client.session.has_output() && !flush(client)) {
       return false;
     }
-    // A hang-up (both directions gone) ends it even with work in flight: no reply can arrive.
-    if (!client.session.has_output() &&
-        ((client.input_ended && !client.session.owes_work()) || (event.hangup && !wants_read(client)))) {
+    if (client.session.has_output()) {
+      return true;
+    }
+    if (client.input_ended && !client.session.owes_work()) {
       return false;  // all owed is sent and nothing more will be read
+    }
+    if (event.hangup && !wants_read(client)) {
+      // Both directions are gone (a reset, or a unix peer's close): with work in flight,
+      // its replies can never be sent, as the send would find (EPIPE, ECONNRESET).
+      if (client.session.owes_work()) {
+        ++counters_.peer_resets;
+      }
+      return false;
     }
     return true;
   }
@@ -148,6 +159,10 @@ class ReadinessLoop {
   // Reactor-pool: every message completed since the last read goes to the client's worker.
   void hand_off(Client& client) {
     if (const std::size_t fresh = client.session.take_new_work(); fresh > 0) {
+      if (!client.working) {
+        client.working = true;
+        client.working_since = Clock::now();
+      }
       place_.pool->submit(client.worker, {client.fd.get(), client.serial}, fresh);
     }
   }
@@ -166,8 +181,11 @@ class ReadinessLoop {
       if (!item.done) {
         client->input_ended = true;  // a stop cut the work off: what was done is sent, then close
       }
-      if (!client->session.owes_work()) {
-        client->deadline = now + context_.config.idle_timeout;  // idle again from now
+      if (!client->session.owes_work() && client->working) {
+        // The idle clock stood still while the server worked: the peer gets back the time
+        // it had left (not a fresh timeout: a raw trickler's byte is work too).
+        client->working = false;
+        client->deadline += now - client->working_since;
       }
       if (!client->touched) {
         client->touched = true;
