@@ -45,6 +45,7 @@ void StreamSession::make_room() {
     // Sliding the unsent bytes to the front makes enough room without growing.
     std::memmove(buffer_.get(), buffer_.get() + sent_, pending);
     ready_end_ -= sent_;
+    owed_end_ -= sent_;
     filled_ -= sent_;
     sent_ = 0;
     return;
@@ -64,6 +65,7 @@ void StreamSession::reallocate(std::size_t capacity) {
   buffer_ = std::move(grown);
   capacity_ = capacity;
   ready_end_ -= sent_;
+  owed_end_ -= sent_;
   filled_ -= sent_;
   sent_ = 0;
 }
@@ -97,24 +99,58 @@ bool StreamSession::commit_received(std::size_t n, Counters& counters) {
       progress_ = true;
     }
     // RFC 862: each read is echoed as it is; a read is the message of the raw protocol.
+    if (deferred_) {
+      owe(filled_);
+      return true;
+    }
     if (!work_on_message(counters)) {
       filled_ = ready_end_;
       return false;
     }
-    ready_end_ = filled_;
+    ready_end_ = owed_end_ = filled_;
     return true;
   }
-  const auto status = decoder_.scan(fresh, [&](std::size_t end, std::uint32_t) {
-    progress_ = true;
-    if (work_on_message(counters)) {
-      ready_end_ = base + end;
-    }
-  });
+  const auto status = deferred_ ? decoder_.scan(fresh,
+                                                [&](std::size_t end, std::uint32_t) {
+                                                  progress_ = true;
+                                                  owe(base + end);
+                                                })
+                                : decoder_.scan(fresh, [&](std::size_t end, std::uint32_t) {
+                                    progress_ = true;
+                                    if (work_on_message(counters)) {
+                                      ready_end_ = owed_end_ = base + end;
+                                    }
+                                  });
   if (status == FrameDecoder::Status::oversize) {
     ++counters.protocol_errors;
     closing_ = true;
   }
   return !closing_;
+}
+
+void StreamSession::owe(std::size_t end) {
+  owed_.push_back(end - owed_end_);
+  owed_end_ = end;
+  ++new_work_;
+}
+
+void StreamSession::finish_work(bool done) {
+  const std::size_t length = owed_[owed_head_++];
+  if (owed_head_ == owed_.size()) {
+    owed_.clear();  // keeps its capacity
+    owed_head_ = 0;
+  } else if (owed_head_ >= 1024 && 2 * owed_head_ >= owed_.size()) {
+    // A connection that always has work owed never empties the FIFO: drop the finished
+    // front now and then (amortised, and never a reallocation).
+    owed_.erase(owed_.begin(), owed_.begin() + static_cast<std::ptrdiff_t>(owed_head_));
+    owed_head_ = 0;
+  }
+  if (done && !cut_off_) {
+    ready_end_ += length;
+  } else {
+    cut_off_ = true;
+    closing_ = true;
+  }
 }
 
 bool StreamSession::take_progress() {
@@ -131,7 +167,7 @@ void StreamSession::commit_sent(std::size_t n, Counters& counters) {
   counters.bytes_out += n;
   sent_ += n;
   if (sent_ == filled_) {
-    sent_ = ready_end_ = filled_ = 0;
+    sent_ = ready_end_ = owed_end_ = filled_ = 0;
     if (capacity_ > kRetainedBuffer) {
       buffer_.reset();
       capacity_ = 0;

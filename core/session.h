@@ -61,8 +61,9 @@ class StreamSession {
   [[nodiscard]] bool has_output() const { return ready_end_ > sent_; }
   // False while the ready output is over the cap (wait for the peer to read some), and
   // once commit_received returned false.
+  // Messages owed work count against the cap too: their echo is on its way.
   [[nodiscard]] bool wants_input() const {
-    return !closing_ && ready_end_ - sent_ < config_->output_cap;
+    return !closing_ && owed_end_ - sent_ < config_->output_cap;
   }
   // True when the peer has no frame half-sent (a close now loses nothing it finished).
   [[nodiscard]] bool at_message_boundary() const;
@@ -77,11 +78,32 @@ class StreamSession {
   // Bytes held for this connection right now (capacity of its buffer).
   [[nodiscard]] std::size_t memory_bytes() const { return capacity_; }
 
+  // Deferred work, for an engine that runs the service work (--work) on other threads (the
+  // half-sync/half-async reactor-pool). Call defer_work() before the first receive: from then
+  // on commit_received does no work, it only records each completed message as owed work.
+  // The owner hands each one off once (take_new_work) and reports each back, oldest first,
+  // with finish_work. Whoever runs the work counts it (messages or messages_unanswered).
+  // The session itself stays single-threaded: only its owner's thread calls it.
+  void defer_work() { deferred_ = true; }
+  // Messages completed since the last call, each now owed work, in order.
+  [[nodiscard]] std::size_t take_new_work() {
+    const std::size_t fresh = new_work_;
+    new_work_ = 0;
+    return fresh;
+  }
+  // The oldest owed message was worked on (`done`: it becomes output) or cut off by a stop's
+  // work cutoff (it and every later one are never sent and the connection ends, as
+  // commit_received's cutoff does inline).
+  void finish_work(bool done);
+  [[nodiscard]] bool owes_work() const { return owed_head_ < owed_.size(); }
+
  private:
   void make_room();
   void reallocate(std::size_t capacity);
   // The work of one complete message; false (and counted unanswered) once a stop cut it off.
   bool work_on_message(Counters& counters);
+  // Deferred: the complete messages now end at `end`; the new one is owed work.
+  void owe(std::size_t end);
 
   const ProtocolConfig* config_;
   FrameDecoder decoder_;
@@ -89,14 +111,23 @@ class StreamSession {
   // memory before a byte of it arrived.
   std::unique_ptr<std::byte[]> buffer_;
   std::size_t capacity_ = 0;
-  // buffer_[sent_, ready_end_) is sendable echo; [ready_end_, filled_) belongs to a frame
-  // still arriving.
+  // buffer_[sent_, ready_end_) is sendable echo; [ready_end_, owed_end_) complete messages
+  // still owed work (deferred only: inline, owed_end_ == ready_end_); [owed_end_, filled_)
+  // belongs to a frame still arriving.
   std::size_t sent_ = 0;
   std::size_t ready_end_ = 0;
+  std::size_t owed_end_ = 0;
   std::size_t filled_ = 0;
   std::size_t raw_unprogressed_ = 0;  // raw bytes received since the last progress
   bool progress_ = false;
   bool closing_ = false;
+  bool deferred_ = false;
+  bool cut_off_ = false;  // deferred: a stop cut off owed work; nothing later is sent
+  // Deferred: the lengths of the messages owed work, oldest at owed_head_. A reused FIFO, so
+  // that owing a message allocates nothing once it has grown to the connection's pipeline.
+  std::vector<std::size_t> owed_;
+  std::size_t owed_head_ = 0;
+  std::size_t new_work_ = 0;
 };
 
 // Raw bytes a connection must send per --idle-timeout to keep it (see take_progress).

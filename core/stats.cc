@@ -73,6 +73,10 @@ std::string_view to_string(Syscall call) {
       return "fork";
     case Syscall::thread_create:
       return "thread_create";
+    case Syscall::eventfd_read:
+      return "eventfd_read";
+    case Syscall::eventfd_write:
+      return "eventfd_write";
     case Syscall::kCount:
       break;
   }
@@ -94,9 +98,15 @@ void ServerStats::add(const Counters& counters, int worker) {
   for (std::size_t i = 0; i < counters.syscalls.size(); ++i) {
     syscalls_[i].fetch_add(counters.syscalls[i], std::memory_order_relaxed);
   }
+  add_share(worker, counters.connections_accepted, counters.messages);
+}
+
+void ServerStats::add_connection_share(int worker, std::uint64_t connections) { add_share(worker, connections, 0); }
+
+void ServerStats::add_share(int worker, std::uint64_t connections, std::uint64_t messages) {
   if (worker >= 0 && worker < kMaxWorkers) {
-    worker_connections_[worker].fetch_add(counters.connections_accepted, std::memory_order_relaxed);
-    worker_messages_[worker].fetch_add(counters.messages, std::memory_order_relaxed);
+    worker_connections_[worker].fetch_add(connections, std::memory_order_relaxed);
+    worker_messages_[worker].fetch_add(messages, std::memory_order_relaxed);
     int seen = workers_seen_.load(std::memory_order_relaxed);
     while (seen < worker + 1 && !workers_seen_.compare_exchange_weak(seen, worker + 1)) {
     }

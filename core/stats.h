@@ -27,6 +27,8 @@ enum class Syscall : int {
   epoll_ctl,
   fork,
   thread_create,
+  eventfd_read,   // a reactor collecting finished work (reactor-pool)
+  eventfd_write,  // a pool worker waking the reactor
   kCount
 };
 [[nodiscard]] std::string_view to_string(Syscall call);
@@ -65,6 +67,10 @@ class ServerStats {
   // process-safe; call it per connection or per batch, never per message.
   void add(const Counters& counters, int worker = -1);
 
+  // Adds `connections` to one worker's share only (the totals already have them): for a
+  // pool whose connections are accepted by another thread and then bound to a worker.
+  void add_connection_share(int worker, std::uint64_t connections);
+
   // Connections open right now, and the most ever open at once.
   void connection_opened();
   void connection_closed();
@@ -73,6 +79,8 @@ class ServerStats {
   [[nodiscard]] nlohmann::json to_json() const;
 
  private:
+  void add_share(int worker, std::uint64_t connections, std::uint64_t messages);
+
   using Cell = std::atomic<std::uint64_t>;
   static_assert(Cell::is_always_lock_free, "counters are shared between processes");
   std::array<Cell, kCounterFields> totals_{};

@@ -85,6 +85,15 @@ constexpr std::array kEngines = {
                "most connections",
                Serves::streams, kStreams, Concurrency::multiplexed, "--workers", false, false, kNoLimit,
                epoll_exclusive_available, run_epoll_exclusive},
+    EngineInfo{"reactor-pool",
+               "one epoll thread does all socket I/O and framing; each complete message's work (`--work`) "
+               "runs on one of `--workers` threads, which hand the reply back through an `eventfd`",
+               "readiness multiplexing for the I/O, the pool for the service work: `--workers` messages "
+               "worked on at once",
+               "a hand-off per message (two thread switches, an `eventfd` round trip per batch) even with no "
+               "work; a connection's messages stay on one worker, so a busy connection cannot borrow an idle one",
+               Serves::streams, kStreams, Concurrency::multiplexed, "--workers", false, false, kNoLimit,
+               always_available, run_reactor_pool},
 };
 
 }  // namespace

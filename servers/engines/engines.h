@@ -18,6 +18,7 @@ void run_poll(EngineContext& context);
 void run_epoll(EngineContext& context);
 void run_epoll_reuseport(EngineContext& context);
 void run_epoll_exclusive(EngineContext& context);
+void run_reactor_pool(EngineContext& context);
 
 // Real probes for the registry's `available`: can this kernel do what the engine needs?
 bool reuse_port_available();

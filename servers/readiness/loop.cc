@@ -15,6 +15,7 @@
 #include "core/socket.h"
 #include "core/stop.h"
 #include "servers/connection.h"
+#include "servers/readiness/work_pool.h"
 
 namespace echolab {
 namespace {
@@ -31,6 +32,11 @@ struct Client {
   Fd fd;
   StreamSession session;
   Clock::time_point deadline;  // with --idle-timeout: closed when no progress is made by then
+  std::uint64_t serial = 0;    // with a pool: tells this connection from a later one on its fd
+  int worker = 0;              // with a pool: the worker that runs its jobs
+  bool touched = false;        // with a pool: has replies back in the batch being applied
+  bool working = false;        // with a pool: has work in flight, since working_since
+  Clock::time_point working_since;
   // Nothing more is read: the peer ended its input (a half-close, as `nc -N` does), or the
   // session ended the connection (a protocol error, a stop's work cutoff). What is owed is
   // still sent, as the peer reads it, and then the connection closes.
@@ -47,6 +53,10 @@ class ReadinessLoop {
       throw sys_error("fcntl(O_NONBLOCK)", err);
     }
     watch_own(wake_fd());
+    if (place_.pool != nullptr) {
+      require_watchable(place_.pool->wake_fd(), "work pool's eventfd");
+      watch_own(place_.pool->wake_fd());
+    }
     if (!place_.listener_watched) {
       watch_own(place_.listener);
     }
@@ -96,14 +106,21 @@ class ReadinessLoop {
           accept_one();
         }
       } else if (Client* client = find(event.fd)) {
-        if (!serve(*client, event)) {
-          close_client(*client);
-        } else if (const std::error_code error = poller_.watch(event.fd, wants_read(*client),
-                                                                 client->session.has_output())) {
-          ++counters_.io_errors;
-          close_client(*client);
-        }
+        settle(*client, serve(*client, event));
+      } else if (place_.pool != nullptr && event.fd == place_.pool->wake_fd()) {
+        apply_finished_work();
       }
+    }
+  }
+
+  // After serving a client: close it (`keep` false), or watch it for what it now waits for.
+  void settle(Client& client, bool keep) {
+    if (!keep) {
+      close_client(client);
+    } else if (const std::error_code error =
+                   poller_.watch(client.fd.get(), wants_read(client), client.session.has_output())) {
+      ++counters_.io_errors;
+      close_client(client);
     }
   }
 
@@ -115,10 +132,68 @@ class ReadinessLoop {
     if ((event.writable || event.hangup) && client.session.has_output() && !flush(client)) {
       return false;
     }
-    if (!client.session.has_output() && (client.input_ended || (event.hangup && !wants_read(client)))) {
+    if (client.session.has_output()) {
+      return true;
+    }
+    if (client.input_ended && !client.session.owes_work()) {
       return false;  // all owed is sent and nothing more will be read
     }
+    if (event.hangup && !wants_read(client)) {
+      // Both directions are gone (a reset, or a unix peer's close): with work in flight,
+      // its replies can never be sent, as the send would find (EPIPE, ECONNRESET).
+      if (client.session.owes_work()) {
+        ++counters_.peer_resets;
+      }
+      return false;
+    }
     return true;
+  }
+
+  // Reactor-pool: every message completed since the last read goes to the client's worker.
+  void hand_off(Client& client) {
+    if (const std::size_t fresh = client.session.take_new_work(); fresh > 0) {
+      if (!client.working) {
+        client.working = true;
+        client.working_since = Clock::now();
+      }
+      place_.pool->submit(client.worker, {client.fd.get(), client.serial}, fresh);
+    }
+  }
+
+  // Reactor-pool: the replies the workers finished, each put in its session's output in
+  // order (one worker per connection, first in first out), then each client flushed once.
+  void apply_finished_work() {
+    place_.pool->take_finished(finished_, counters_);
+    const Clock::time_point now = Clock::now();
+    for (const WorkDone& item : finished_) {
+      Client* client = find(item.fd);
+      if (client == nullptr || client->serial != item.serial) {
+        continue;  // closed meanwhile (a reset, a hang-up): the worker counted its job
+      }
+      client->session.finish_work(item.done);
+      if (!item.done) {
+        client->input_ended = true;  // a stop cut the work off: what was done is sent, then close
+      }
+      if (!client->session.owes_work() && client->working) {
+        // The idle clock stood still while the server worked: the peer gets back the time
+        // it had left (not a fresh timeout: a raw trickler's byte is work too).
+        client->working = false;
+        client->deadline += now - client->working_since;
+      }
+      if (!client->touched) {
+        client->touched = true;
+        touched_.push_back(item.fd);
+      }
+    }
+    finished_.clear();
+    for (const int fd : touched_) {
+      Client& client = *find(fd);  // only this loop closes clients, and not in between
+      client.touched = false;
+      const bool sent = flush(client);
+      const bool over = !client.session.has_output() && !client.session.owes_work() && client.input_ended;
+      settle(client, sent && !over);
+    }
+    touched_.clear();
   }
 
   [[nodiscard]] bool wants_read(const Client& client) const {
@@ -143,9 +218,14 @@ class ReadinessLoop {
       clients_.resize(static_cast<std::size_t>(fd) + 1);
     }
     context_.stats.connection_opened();
-    clients_[static_cast<std::size_t>(fd)] =
-        std::make_unique<Client>(std::move(accepted.fd), context_.config.protocol,
-                                 Clock::now() + context_.config.idle_timeout);
+    auto& client = clients_[static_cast<std::size_t>(fd)];
+    client = std::make_unique<Client>(std::move(accepted.fd), context_.config.protocol,
+                                      Clock::now() + context_.config.idle_timeout);
+    if (place_.pool != nullptr) {
+      client->session.defer_work();
+      client->serial = ++serial_;
+      client->worker = place_.pool->bind_connection();
+    }
   }
 
   [[nodiscard]] Client* find(int fd) const {
@@ -158,13 +238,18 @@ class ReadinessLoop {
   bool on_readable(Client& client) {
     const IoResult received = receive_some(client.fd.get(), client.session.receive_buffer(), counters_);
     switch (received.status) {
-      case IoStatus::ok:
-        if (!client.session.commit_received(received.bytes, counters_)) {
+      case IoStatus::ok: {
+        const bool more = client.session.commit_received(received.bytes, counters_);
+        if (place_.pool != nullptr) {
+          hand_off(client);
+        }
+        if (!more) {
           client.input_ended = true;  // the frames complete before the reason are still sent
         } else if (client.session.take_progress()) {
           client.deadline = Clock::now() + context_.config.idle_timeout;
         }
         return flush(client);
+      }
       case IoStatus::would_block:
         return true;
       case IoStatus::closed:
@@ -208,7 +293,7 @@ class ReadinessLoop {
   [[nodiscard]] std::chrono::milliseconds time_to_next_deadline() const {
     Clock::time_point next = Clock::time_point::max();
     for (const auto& client : clients_) {
-      if (client) {
+      if (client && !client->session.owes_work()) {
         next = std::min(next, client->deadline);
       }
     }
@@ -220,10 +305,11 @@ class ReadinessLoop {
     return std::max(std::chrono::milliseconds(0), left);
   }
 
+  // A client whose work is in flight is not idle: the server, not the peer, is slow.
   void close_idle_clients() {
     const Clock::time_point now = Clock::now();
     for (auto& client : clients_) {
-      if (client && client->deadline <= now) {
+      if (client && client->deadline <= now && !client->session.owes_work()) {
         ++counters_.idle_timeouts;
         close_client(*client);
       }
@@ -237,6 +323,8 @@ class ReadinessLoop {
         close_client(*client);
       }
     }
+    // With a pool, replies still being worked on are owed too (the pool's eventfd stays
+    // watched); core/stop.h's work cutoff ends that work well before the deadline.
     const auto deadline = Clock::now() + kDrainTime;
     while (owes_output() && Clock::now() < deadline) {
       wait_and_dispatch(kDrainSlice);
@@ -244,8 +332,9 @@ class ReadinessLoop {
   }
 
   [[nodiscard]] bool owes_output() const {
-    return std::any_of(clients_.begin(), clients_.end(),
-                       [](const auto& client) { return client && client->session.has_output(); });
+    return std::any_of(clients_.begin(), clients_.end(), [](const auto& client) {
+      return client && (client->session.has_output() || client->session.owes_work());
+    });
   }
 
   EngineContext& context_;
@@ -254,6 +343,9 @@ class ReadinessLoop {
   Counters counters_;
   std::vector<std::unique_ptr<Client>> clients_;  // indexed by descriptor
   std::vector<Readiness> ready_;
+  std::vector<WorkDone> finished_;  // with a pool: reused for each batch of finished jobs
+  std::vector<int> touched_;        // with a pool: clients with replies back in that batch
+  std::uint64_t serial_ = 0;
   bool stopping_ = false;
 };
 

@@ -11,12 +11,20 @@
 
 namespace echolab {
 
+class WorkPool;
+
 struct LoopPlace {
   int listener;     // the listening socket this loop accepts from (made non-blocking)
   int worker = 0;   // this loop's index in the stats' per-worker spread
   // The engine already watches the listener in the loop's poller, in a way the loop must not
   // change (EPOLLEXCLUSIVE, which epoll_ctl cannot modify): the loop only forgets it at stop.
   bool listener_watched = false;
+  // A pool to run the service work on (reactor-pool), or none: the work is done inline, as
+  // each message completes. With a pool, sessions defer their work, the loop hands each
+  // completed message to the connection's worker and sends the reply once it is back; a
+  // connection with work in flight is neither timed out idle nor closed at its end of
+  // input before its replies are sent, and the drain at stop waits for them too.
+  WorkPool* pool = nullptr;
 };
 
 // Serves until stop_requested(), then stops reading and accepting (it shuts the listener's

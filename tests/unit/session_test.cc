@@ -332,5 +332,45 @@ TEST(Datagram, TruncatedIsCountedAndDropped) {
   EXPECT_EQ(counters.messages, 0u);
 }
 
+// Deferred work (reactor-pool): completed frames wait for their work, come out in order as
+// it is reported done, count against the output cap, and a cut-off ends the connection
+// without sending it or anything after it.
+TEST(StreamSession, DeferredWorkReleasesFramesInOrder) {
+  ProtocolConfig config;
+  config.output_cap = 64;
+  StreamSession session(config);
+  session.defer_work();
+  Counters counters;
+  std::vector<std::byte> input;
+  for (std::uint8_t i = 1; i <= 3; ++i) {
+    const auto one = frame(20, i);
+    input.insert(input.end(), one.begin(), one.end());
+  }
+  const auto tail = frame(5, 9);
+  input.insert(input.end(), tail.begin(), tail.begin() + 2);  // an unfinished fourth frame
+  auto space = session.receive_buffer();
+  std::memcpy(space.data(), input.data(), input.size());
+  ASSERT_TRUE(session.commit_received(input.size(), counters));
+  EXPECT_EQ(session.take_new_work(), 3u);
+  EXPECT_EQ(session.take_new_work(), 0u);
+  EXPECT_FALSE(session.has_output()) << "nothing is sent before its work is done";
+  EXPECT_TRUE(session.owes_work());
+  EXPECT_FALSE(session.wants_input()) << "72 bytes owed work are over the 64-byte cap";
+  EXPECT_EQ(counters.messages, 0u) << "whoever runs the work counts it";
+
+  session.finish_work(true);
+  ASSERT_EQ(session.output().size(), 24u);
+  EXPECT_EQ(session.output()[4], std::byte{1});
+  session.commit_sent(24, counters);
+  EXPECT_TRUE(session.wants_input());
+  session.finish_work(true);
+  ASSERT_EQ(session.output().size(), 24u);
+  EXPECT_EQ(session.output()[4], std::byte{2});
+  session.finish_work(false);  // a stop's cutoff: the third is never sent
+  EXPECT_EQ(session.output().size(), 24u);
+  EXPECT_FALSE(session.owes_work());
+  EXPECT_FALSE(session.wants_input()) << "the connection ends once the second frame is sent";
+}
+
 }  // namespace
 }  // namespace echolab
