@@ -54,7 +54,6 @@ class ReadinessLoop {
     }
     watch_own(wake_fd());
     if (place_.pool != nullptr) {
-      require_watchable(place_.pool->wake_fd(), "work pool's eventfd");
       watch_own(place_.pool->wake_fd());
     }
     if (!place_.listener_watched) {
