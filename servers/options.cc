@@ -25,6 +25,17 @@ T checked(const po::variables_map& values, const char* name, long long low, long
 }
 
 
+// "prefork, prethread": the engines that offer --accept-lock, for the help text.
+std::string engines_offering_accept_lock() {
+  std::string names;
+  for (const EngineInfo& engine : engines()) {
+    if (engine.offers_accept_lock) {
+      names += (names.empty() ? "" : ", ") + std::string(engine.name);
+    }
+  }
+  return names;
+}
+
 // "prefork, prethread": the engines whose live clients `option` bounds, for the help text.
 std::string engines_capped_by(std::string_view option) {
   std::string names;
@@ -56,6 +67,8 @@ ServerCommandLine parse_server_command_line(int argc, const char* const* argv) {
       ("workers,w", po::value<long long>()->default_value(4), ("pool size of " + engines_capped_by("--workers")).c_str())
       ("batch", po::value<long long>()->default_value(32),
        "datagrams per recvmmsg/sendmmsg of udp-batch (fewer when batch x --datagram-buffer passes 64 MiB)")
+      ("accept-lock", ("serialise accept() behind a lock, one worker waiting in it at a time (" +
+                       engines_offering_accept_lock() + ")").c_str())
       ("max-children", po::value<long long>()->default_value(64),
        ("live children of " + engines_capped_by("--max-children") + "; more wait in the backlog").c_str())
       ("max-threads", po::value<long long>()->default_value(64),
@@ -138,6 +151,11 @@ ServerCommandLine parse_server_command_line(int argc, const char* const* argv) {
   config.protocol.datagram_buffer = checked<std::size_t>(values, "datagram-buffer", 1, 16 * 1024 * 1024);
   config.workers = checked<int>(values, "workers", 1, ServerStats::kMaxWorkers);
   config.batch = checked<int>(values, "batch", 1, 1024);
+  config.accept_lock = values.count("accept-lock") != 0;
+  if (config.accept_lock && !engine->offers_accept_lock) {
+    throw UsageError("--accept-lock applies only to " + engines_offering_accept_lock() + ", not to engine " +
+                     line.engine);
+  }
   config.max_children = checked<int>(values, "max-children", 1, 1'000'000);
   config.max_threads = checked<int>(values, "max-threads", 1, 1'000'000);
   config.socket.send_buffer = checked<int>(values, "sndbuf", 0, kMaxInt);

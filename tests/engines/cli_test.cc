@@ -198,6 +198,19 @@ TEST(CliTest, UnixPathWhoseBacklogIsFullIsInUse) {
   EXPECT_NE(result.err.find("in use by a running server"), std::string::npos) << result.err;
 }
 
+// --accept-lock means something only to engines whose row offers it; every other engine
+// refuses it with one line, rather than running without the lock the user asked for.
+TEST(CliTest, AcceptLockIsRefusedByEnginesThatDoNotOfferIt) {
+  const auto refusing = engine_names([](const EngineInfo& engine) { return !engine.offers_accept_lock; });
+  ASSERT_FALSE(refusing.empty());
+  for (const std::string& engine : refusing) {
+    SCOPED_TRACE(engine);
+    const auto result = run_server({"--engine", engine, "--accept-lock"});
+    expect_usage_error(result);
+    EXPECT_NE(result.err.find("--accept-lock"), std::string::npos) << result.err;
+  }
+}
+
 // The path of a unix client is the client's to choose; --verbose prints it on stderr, where
 // a newline in it would forge lines (here, a second ready line).
 TEST(CliTest, VerbosePrintsAUnixPeerPathOnOneLine) {
