@@ -127,6 +127,7 @@ void write_stats(const ServerCommandLine& line, const StatsTarget& target, const
   report["listen"] = address;
   report["pool_size"] = line.config.workers;  // "workers" is the per-worker spread
   report["accept_lock"] = line.config.accept_lock;
+  report["accept_wait"] = line.config.accept_wait == AcceptWait::poll ? "poll" : "accept";
   report["work"] = to_string(line.config.protocol.work);
   report["max_frame_bytes"] = line.config.protocol.max_frame;
   report["echolab_version"] = kVersion;

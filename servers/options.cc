@@ -69,6 +69,10 @@ ServerCommandLine parse_server_command_line(int argc, const char* const* argv) {
        "datagrams per recvmmsg/sendmmsg of udp-batch (fewer when batch x --datagram-buffer passes 64 MiB)")
       ("accept-lock", ("serialise accept() behind a lock, one worker waiting in it at a time (" +
                        engines_offering_accept_lock() + ")").c_str())
+      ("accept-wait", po::value<std::string>()->default_value("accept"),
+       ("how the workers of " + engines_offering_accept_lock() +
+        " wait for a connection: accept (blocked in accept()) | poll (poll() the listener, then accept)")
+           .c_str())
       ("max-children", po::value<long long>()->default_value(64),
        ("live children of " + engines_capped_by("--max-children") + "; more wait in the backlog").c_str())
       ("max-threads", po::value<long long>()->default_value(64),
@@ -154,6 +158,15 @@ ServerCommandLine parse_server_command_line(int argc, const char* const* argv) {
   config.accept_lock = values.count("accept-lock") != 0;
   if (config.accept_lock && !engine->offers_accept_lock) {
     throw UsageError("--accept-lock applies only to " + engines_offering_accept_lock() + ", not to engine " +
+                     line.engine);
+  }
+  const std::string accept_wait = values["accept-wait"].as<std::string>();
+  if (accept_wait != "accept" && accept_wait != "poll") {
+    throw UsageError("unknown --accept-wait '" + accept_wait + "': accept or poll");
+  }
+  config.accept_wait = accept_wait == "poll" ? AcceptWait::poll : AcceptWait::accept;
+  if (!values["accept-wait"].defaulted() && !engine->offers_accept_lock) {
+    throw UsageError("--accept-wait applies only to " + engines_offering_accept_lock() + ", not to engine " +
                      line.engine);
   }
   config.max_children = checked<int>(values, "max-children", 1, 1'000'000);

@@ -5,6 +5,7 @@
 // the server. Workers die with the parent. --accept-lock: the workers take turns in accept()
 // behind a robust process-shared mutex (Stevens, UNP vol. 1 ch. 30), so one waits there and
 // the rest wait on the lock; a worker that dies holding it does not wedge the pool.
+// --accept-wait poll: the workers poll() the listener before accepting (servers/accept_wait.h).
 // Concurrency: the processes, so at most --workers clients are served at once. Costs: a
 // process per worker (memory), none per connection.
 // Try it: echolab-server --engine prefork --workers 4
@@ -26,6 +27,7 @@
 #include "core/error.h"
 #include "core/io.h"
 #include "core/stop.h"
+#include "servers/accept_wait.h"
 #include "servers/children.h"
 #include "servers/connection.h"
 #include "servers/engines/engines.h"
@@ -123,14 +125,11 @@ void accept_and_serve(EngineContext& context, int worker, SharedAcceptLock* acce
     }
     // With the lock, a stop reaches the holder's accept() (EINTR, then EINVAL on the detached
     // listener); it lets go, and each waiter in turn takes the lock, sees the stop, lets go.
-    AcceptResult accepted = accept_connection(context.socket, counters);
+    AcceptResult accepted = wait_and_accept(context.socket, context.config.accept_wait, counters);
     if (accept_lock != nullptr) {
       accept_lock->unlock();
     }
     if (!accepted.fd) {
-      if (accepted.error == EAGAIN || accepted.error == EWOULDBLOCK) {
-        ++counters.accept_wakeups_idle;
-      }
       if (!continue_after_accept_failure(accepted)) {
         break;
       }
@@ -151,6 +150,7 @@ void run_prefork(EngineContext& context) {
     accept_lock.emplace();  // before any fork: every worker must map the same lock
   }
   SharedAcceptLock* const lock = accept_lock ? &*accept_lock : nullptr;
+  prepare_listener(context.socket, context.config.accept_wait);
   context.announce_ready();
   // Only the workers accept; the parent's stop must reach them as a signal (terminate_all),
   // not by shutting the listener they share under their feet.

@@ -3,7 +3,8 @@
 // Concurrency: the pool, so at most --workers clients are served at once and the rest wait
 // in the backlog. Costs: no thread creation per connection; a stack per worker.
 // --accept-lock: the threads take turns in accept() behind a mutex (Stevens, UNP vol. 1
-// ch. 30), so one waits in accept() and the rest on the mutex.
+// ch. 30), so one waits in accept() and the rest on the mutex. --accept-wait poll: the threads
+// poll() the listener before accepting (servers/accept_wait.h).
 // Try it: echolab-server --engine prethread --workers 8
 #include <mutex>
 #include <thread>
@@ -11,6 +12,7 @@
 
 #include "core/io.h"
 #include "core/stop.h"
+#include "servers/accept_wait.h"
 #include "servers/connection.h"
 #include "servers/engines/engines.h"
 
@@ -20,15 +22,15 @@ namespace {
 // Takes one connection, through the accept lock if there is one. A stop shuts the listener
 // down, so the holder's accept() returns and it lets go; each thread waiting on the mutex then
 // takes it in turn, sees the stop and lets go, so no thread needs waking on its own.
-AcceptResult accept_one(int listener, Counters& counters, std::mutex* accept_lock) {
+AcceptResult accept_one(int listener, AcceptWait wait, Counters& counters, std::mutex* accept_lock) {
   if (accept_lock == nullptr) {
-    return accept_connection(listener, counters);
+    return wait_and_accept(listener, wait, counters);
   }
   std::lock_guard hold(*accept_lock);
   if (stop_requested()) {
     return AcceptResult{Fd(), EINVAL, true};
   }
-  return accept_connection(listener, counters);
+  return wait_and_accept(listener, wait, counters);
 }
 
 void accept_and_serve(EngineContext& context, ConnectionRegistry& registry, int worker,
@@ -36,11 +38,8 @@ void accept_and_serve(EngineContext& context, ConnectionRegistry& registry, int 
   block_stop_signals_in_this_thread();
   Counters counters;
   while (!stop_requested()) {
-    AcceptResult accepted = accept_one(context.socket, counters, accept_lock);
+    AcceptResult accepted = accept_one(context.socket, context.config.accept_wait, counters, accept_lock);
     if (!accepted.fd) {
-      if (accepted.error == EAGAIN || accepted.error == EWOULDBLOCK) {
-        ++counters.accept_wakeups_idle;
-      }
       if (!continue_after_accept_failure(accepted)) {
         break;  // a stop shut the listener down, or it failed
       }
@@ -56,6 +55,7 @@ void accept_and_serve(EngineContext& context, ConnectionRegistry& registry, int 
 }  // namespace
 
 void run_prethread(EngineContext& context) {
+  prepare_listener(context.socket, context.config.accept_wait);
   context.announce_ready();
   ConnectionRegistry registry;
   std::mutex accept_lock;  // outlives the pool: the jthreads below join first
