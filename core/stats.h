@@ -49,8 +49,8 @@ struct Counters {
   std::uint64_t messages_unanswered = 0;  // complete frames whose work a stop's deadline cut off
   std::uint64_t replies_dropped = 0;      // datagram replies the peer's full queue refused
   std::uint64_t workers_replaced = 0;     // pool workers that died or were signalled, respawned
-  // A pool worker back from waiting for a connection with none to take (EAGAIN from a
-  // non-blocking accept after a wake-up): the thundering herd, counted where it happens.
+  // Wake-ups of a pool worker waiting for a connection that brought none: the thundering
+  // herd (how they are counted: servers/accept_wait.h).
   std::uint64_t accept_wakeups_idle = 0;
   std::array<std::uint64_t, static_cast<int>(Syscall::kCount)> syscalls{};
 

@@ -5,9 +5,13 @@
 //                       2.6), so a connection wakes one of them: no herd to see.
 //   AcceptWait::poll    poll() the listener, then accept() without blocking, as servers
 //                       that wait in select/poll/epoll do. poll() waiters are all woken by a
-//                       connection, and all but one find nothing: the herd, counted in
-//                       accept_wakeups_idle. An accept lock (--accept-lock) around the wait
-//                       leaves one poller at a time, so no herd.
+//                       connection, and all but one find nothing: the herd. An accept lock
+//                       (--accept-lock) around the wait leaves one poller at a time.
+// The herd is counted in accept_wakeups_idle: wake-ups of the waiting thread that brought no
+// connection, read from its count of voluntary sleeps (getrusage RUSAGE_THREAD, ru_nvcsw)
+// around the wait, plus accepts that found the queue empty (EAGAIN). Most idle wake-ups never
+// reach user space: poll() re-checks the listener after a wake-up and, finding its queue
+// already emptied, sleeps again. Two getrusage() calls per connection are its cost.
 #include "core/io.h"
 #include "core/stats.h"
 #include "servers/engine.h"
@@ -20,9 +24,9 @@ namespace echolab {
 void prepare_listener(int listener, AcceptWait wait);
 
 // Waits for one connection as `wait` says and accepts it; call with the accept lock held, if
-// the engine has one. A wake-up that finds nothing to accept (EAGAIN), outside a stop, is
-// counted in counters.accept_wakeups_idle and returned as a transient failure, as is a poll()
-// interrupted by a signal (EINTR): the caller's loop checks for a stop and waits again.
+// the engine has one. Adds the wait's idle wake-ups to counters.accept_wakeups_idle. Nothing
+// to accept (EAGAIN), or a poll() interrupted by a signal (EINTR), is returned as a transient
+// failure: the caller's loop checks for a stop and waits again.
 [[nodiscard]] AcceptResult wait_and_accept(int listener, AcceptWait wait, Counters& counters);
 
 }  // namespace echolab

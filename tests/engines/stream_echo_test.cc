@@ -2,7 +2,7 @@
 // send 500 framed messages of random content and log-uniform random size (0 to 64 KiB, the
 // edges always included), and every echoed byte is checked. Then the server must stop
 // cleanly on SIGTERM (see ServerUnderTest) and its stats must account for the load. The
-// engines that offer --accept-lock run the same cases again with it.
+// engines that offer --accept-lock run the same cases again with it and --accept-wait poll.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -120,19 +120,35 @@ INSTANTIATE_TEST_SUITE_P(Engines, StreamEchoTest,
                                           testing::ValuesIn(kStreamListens)),
                          case_name);
 
-// With --accept-lock the workers take turns in accept(); a stop must still reach them all.
-class StreamEchoAcceptLockTest : public testing::TestWithParam<EngineOn> {};
+// With --accept-lock the workers take turns in accept() (or in poll(), --accept-wait poll);
+// a stop must still reach them all, those waiting on the lock included.
+struct AcceptVariant {
+  std::string name;
+  std::vector<std::string> flags;
+};
+const std::vector<AcceptVariant> kAcceptVariants = {
+    {"lock", {"--accept-lock"}},
+    {"poll", {"--accept-wait", "poll"}},
+    {"lock_poll", {"--accept-lock", "--accept-wait", "poll"}},
+};
+using EngineOnWith = std::tuple<std::string, Listen, AcceptVariant>;
 
-TEST_P(StreamEchoAcceptLockTest, ConcurrentClientsGetEveryFrameBackThenServerStopsCleanly) {
-  check_concurrent_echo(std::get<0>(GetParam()), std::get<1>(GetParam()), {"--accept-lock"});
+class StreamEchoAcceptTest : public testing::TestWithParam<EngineOnWith> {};
+
+TEST_P(StreamEchoAcceptTest, ConcurrentClientsGetEveryFrameBackThenServerStopsCleanly) {
+  check_concurrent_echo(std::get<0>(GetParam()), std::get<1>(GetParam()), std::get<2>(GetParam()).flags);
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, StreamEchoAcceptLockTest,
+INSTANTIATE_TEST_SUITE_P(Engines, StreamEchoAcceptTest,
                          testing::Combine(testing::ValuesIn(engine_names([](const EngineInfo& engine) {
                                             return engine.offers_accept_lock;
                                           })),
-                                          testing::ValuesIn(kStreamListens)),
-                         case_name);
+                                          testing::ValuesIn(kStreamListens), testing::ValuesIn(kAcceptVariants)),
+                         [](const testing::TestParamInfo<EngineOnWith>& case_info) {
+                           return test_name_part(std::get<0>(case_info.param)) + "_" +
+                                  std::string(name_of(std::get<1>(case_info.param))) + "_" +
+                                  std::get<2>(case_info.param).name;
+                         });
 
 }  // namespace
 }  // namespace echolab::test
