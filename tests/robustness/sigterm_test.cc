@@ -4,7 +4,8 @@
 // ends at a frame boundary, byte-exact), new connections are refused once the stop is
 // under way, and the server exits 0 within 10 s leaving no zombie.
 // ECHOLAB_ROBUSTNESS_CYCLES overrides the cycle count (the soak variant runs 10,000 for all).
-// The engines that offer --accept-lock run it again with the lock: waiters on it must stop too.
+// The engines that offer --accept-lock run it again with the lock (waiters on it must stop too)
+// and with --accept-wait poll.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
@@ -146,6 +147,10 @@ class StopUnderLoadAcceptLock : public EngineTest {};
 
 TEST_P(StopUnderLoadAcceptLock, NoLeakAnswersOwedEchoesRefusesNewExitsClean) {
   check_stop_under_load(engine(), seed(), random(), {"--accept-lock"}, "sigterm_under_load_accept_lock");
+}
+
+TEST_P(StopUnderLoadAcceptLock, NoLeakAnswersOwedEchoesRefusesNewExitsCleanPolling) {
+  check_stop_under_load(engine(), seed(), random(), {"--accept-wait", "poll"}, "sigterm_under_load_accept_poll");
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, StopUnderLoadAcceptLock,
