@@ -25,26 +25,27 @@ T checked(const po::variables_map& values, const char* name, long long low, long
 }
 
 
-// "prefork, prethread": the engines that offer --accept-lock, for the help text.
-std::string engines_offering_accept_lock() {
+// "prefork, prethread": the names of the engines whose row satisfies `wanted`, for the help
+// text and the errors.
+template <typename Wanted>
+std::string engines_where(Wanted wanted) {
   std::string names;
   for (const EngineInfo& engine : engines()) {
-    if (engine.offers_accept_lock) {
+    if (wanted(engine)) {
       names += (names.empty() ? "" : ", ") + std::string(engine.name);
     }
   }
   return names;
 }
 
-// "prefork, prethread": the engines whose live clients `option` bounds, for the help text.
+// The engines whose live clients `option` bounds.
 std::string engines_capped_by(std::string_view option) {
-  std::string names;
-  for (const EngineInfo& engine : engines()) {
-    if (engine.cap_option == option) {
-      names += (names.empty() ? "" : ", ") + std::string(engine.name);
-    }
-  }
-  return names;
+  return engines_where([option](const EngineInfo& engine) { return engine.cap_option == option; });
+}
+
+// The engines that take --accept-lock and --accept-wait.
+std::string engines_offering_accept_lock() {
+  return engines_where([](const EngineInfo& engine) { return engine.offers_accept_lock; });
 }
 
 }  // namespace
