@@ -30,6 +30,7 @@ constexpr void for_each_field(Visit&& visit) {
   visit("messages_unanswered", &Counters::messages_unanswered);
   visit("replies_dropped", &Counters::replies_dropped);
   visit("workers_replaced", &Counters::workers_replaced);
+  visit("accept_wakeups_idle", &Counters::accept_wakeups_idle);
 }
 
 
@@ -98,15 +99,17 @@ void ServerStats::add(const Counters& counters, int worker) {
   for (std::size_t i = 0; i < counters.syscalls.size(); ++i) {
     syscalls_[i].fetch_add(counters.syscalls[i], std::memory_order_relaxed);
   }
-  add_share(worker, counters.connections_accepted, counters.messages);
+  add_share(worker, counters.connections_accepted, counters.messages, counters.accept_wakeups_idle);
 }
 
-void ServerStats::add_connection_share(int worker, std::uint64_t connections) { add_share(worker, connections, 0); }
+void ServerStats::add_connection_share(int worker, std::uint64_t connections) { add_share(worker, connections, 0, 0); }
 
-void ServerStats::add_share(int worker, std::uint64_t connections, std::uint64_t messages) {
+void ServerStats::add_share(int worker, std::uint64_t connections, std::uint64_t messages,
+                            std::uint64_t wakeups_idle) {
   if (worker >= 0 && worker < kMaxWorkers) {
     worker_connections_[worker].fetch_add(connections, std::memory_order_relaxed);
     worker_messages_[worker].fetch_add(messages, std::memory_order_relaxed);
+    worker_wakeups_idle_[worker].fetch_add(wakeups_idle, std::memory_order_relaxed);
     int seen = workers_seen_.load(std::memory_order_relaxed);
     while (seen < worker + 1 && !workers_seen_.compare_exchange_weak(seen, worker + 1)) {
     }
@@ -148,7 +151,8 @@ nlohmann::json ServerStats::to_json() const {
   for (int i = 0; i < workers_seen_.load(); ++i) {
     workers.push_back({{"worker", i},
                        {"connections", worker_connections_[i].load()},
-                       {"messages", worker_messages_[i].load()}});
+                       {"messages", worker_messages_[i].load()},
+                       {"accept_wakeups_idle", worker_wakeups_idle_[i].load()}});
   }
   return {
       {"counters", counters},
@@ -159,6 +163,14 @@ nlohmann::json ServerStats::to_json() const {
       {"syscalls_per_message",
        total.messages == 0 ? 0.0 : static_cast<double>(all_syscalls) / static_cast<double>(total.messages)},
       {"workers", workers},
+      // The herd in one place: connections accepted, wake-ups that found none, and their ratio.
+      {"accept_wakeups",
+       {{"accepts", total.connections_accepted},
+        {"idle", total.accept_wakeups_idle},
+        {"idle_per_accept", total.connections_accepted == 0
+                                ? 0.0
+                                : static_cast<double>(total.accept_wakeups_idle) /
+                                      static_cast<double>(total.connections_accepted)}}},
   };
 }
 

@@ -51,6 +51,9 @@ struct Counters {
   std::uint64_t messages_unanswered = 0;  // complete frames whose work a stop's deadline cut off
   std::uint64_t replies_dropped = 0;      // datagram replies the peer's full queue refused
   std::uint64_t workers_replaced = 0;     // pool workers that died or were signalled, respawned
+  // Wake-ups of a pool worker waiting for a connection that brought none: the thundering
+  // herd (how they are counted: servers/accept_wait.h).
+  std::uint64_t accept_wakeups_idle = 0;
   std::array<std::uint64_t, static_cast<int>(Syscall::kCount)> syscalls{};
 
   void count(Syscall call) { ++syscalls[static_cast<int>(call)]; }
@@ -60,9 +63,10 @@ struct Counters {
 class ServerStats {
  public:
   static constexpr int kMaxWorkers = 256;
-  static constexpr int kCounterFields = 17;  // the plain uint64 fields of Counters
+  static constexpr int kCounterFields = 18;  // the plain uint64 fields of Counters
 
-  // Adds a worker's counters to the totals, and its messages and connections to the spread
+  // Adds a worker's counters to the totals, and its messages, connections and idle wake-ups
+  // to the spread
   // over workers (worker < 0, or past kMaxWorkers, counts in the totals only). Thread- and
   // process-safe; call it per connection or per batch, never per message.
   void add(const Counters& counters, int worker = -1);
@@ -79,7 +83,7 @@ class ServerStats {
   [[nodiscard]] nlohmann::json to_json() const;
 
  private:
-  void add_share(int worker, std::uint64_t connections, std::uint64_t messages);
+  void add_share(int worker, std::uint64_t connections, std::uint64_t messages, std::uint64_t wakeups_idle);
 
   using Cell = std::atomic<std::uint64_t>;
   static_assert(Cell::is_always_lock_free, "counters are shared between processes");
@@ -89,6 +93,7 @@ class ServerStats {
   Cell peak_active_{0};
   std::array<Cell, kMaxWorkers> worker_connections_{};
   std::array<Cell, kMaxWorkers> worker_messages_{};
+  std::array<Cell, kMaxWorkers> worker_wakeups_idle_{};
   std::atomic<int> workers_seen_{0};
 };
 

@@ -17,6 +17,9 @@
 
 namespace echolab {
 
+// How pool workers wait for a connection on their shared listener (see servers/accept_wait.h).
+enum class AcceptWait { accept, poll };
+
 struct ServerConfig {
   Endpoint listen;
   Transport transport = Transport::tcp;
@@ -26,6 +29,10 @@ struct ServerConfig {
   int batch = 32;         // datagrams per recvmmsg / sendmmsg of udp-batch
   int max_children = 64;  // live children of fork
   int max_threads = 64;   // live threads of thread
+  // Serialise accept() behind a lock (Stevens, UNP vol. 1 ch. 30), engines whose row
+  // offers_accept_lock only: one worker at a time waits in accept(), the rest on the lock.
+  bool accept_lock = false;
+  AcceptWait accept_wait = AcceptWait::accept;  // the same engines only
   // A stream connection that completes no message for this long is closed and counted
   // (slow or stuck clients: slowloris, a peer that never reads). Zero: never.
   std::chrono::milliseconds idle_timeout{0};
@@ -89,6 +96,9 @@ struct EngineInfo {
   // main opens the listener with SO_REUSEPORT, so that the engine can bind more sockets to
   // the same address and let the kernel spread the traffic over them.
   bool reuse_port_listener;
+  // --accept-lock and --accept-wait apply: its workers share one listener and can take turns
+  // waiting on it.
+  bool offers_accept_lock;
   DescriptorLimit descriptors;          // the descriptors it can watch at all
   // A real probe: can this engine run on this machine and build?
   bool (*available)();

@@ -43,6 +43,7 @@ nlohmann::json engine_table() {
                      {"descriptors_below", engine.descriptors.below < 0 ? nlohmann::json(nullptr)
                                                                         : nlohmann::json(engine.descriptors.below)},
                      {"reuse_port_listener", engine.reuse_port_listener},
+                     {"offers_accept_lock", engine.offers_accept_lock},
                      {"available", engine.available()}});
   }
   return table;
@@ -123,6 +124,8 @@ void write_stats(const ServerCommandLine& line, const StatsTarget& target, const
   report["protocol"] = to_string(line.config.protocol.protocol);
   report["listen"] = address;
   report["pool_size"] = line.config.workers;  // "workers" is the per-worker spread
+  report["accept_lock"] = line.config.accept_lock;
+  report["accept_wait"] = line.config.accept_wait == AcceptWait::poll ? "poll" : "accept";
   report["work"] = to_string(line.config.protocol.work);
   report["max_frame_bytes"] = line.config.protocol.max_frame;
   report["echolab_version"] = kVersion;

@@ -25,15 +25,27 @@ T checked(const po::variables_map& values, const char* name, long long low, long
 }
 
 
-// "prefork, prethread": the engines whose live clients `option` bounds, for the help text.
-std::string engines_capped_by(std::string_view option) {
+// "prefork, prethread": the names of the engines whose row satisfies `wanted`, for the help
+// text and the errors.
+template <typename Wanted>
+std::string engines_where(Wanted wanted) {
   std::string names;
   for (const EngineInfo& engine : engines()) {
-    if (engine.cap_option == option) {
+    if (wanted(engine)) {
       names += (names.empty() ? "" : ", ") + std::string(engine.name);
     }
   }
   return names;
+}
+
+// The engines whose live clients `option` bounds.
+std::string engines_capped_by(std::string_view option) {
+  return engines_where([option](const EngineInfo& engine) { return engine.cap_option == option; });
+}
+
+// The engines that take --accept-lock and --accept-wait.
+std::string engines_offering_accept_lock() {
+  return engines_where([](const EngineInfo& engine) { return engine.offers_accept_lock; });
 }
 
 }  // namespace
@@ -56,6 +68,12 @@ ServerCommandLine parse_server_command_line(int argc, const char* const* argv) {
       ("workers,w", po::value<long long>()->default_value(4), ("pool size of " + engines_capped_by("--workers")).c_str())
       ("batch", po::value<long long>()->default_value(32),
        "datagrams per recvmmsg/sendmmsg of udp-batch (fewer when batch x --datagram-buffer passes 64 MiB)")
+      ("accept-lock", ("serialise accept() behind a lock, one worker waiting in it at a time (" +
+                       engines_offering_accept_lock() + ")").c_str())
+      ("accept-wait", po::value<std::string>()->default_value("accept"),
+       ("how the workers of " + engines_offering_accept_lock() +
+        " wait for a connection: accept (blocked in accept()) | poll (poll() the listener, then accept)")
+           .c_str())
       ("max-children", po::value<long long>()->default_value(64),
        ("live children of " + engines_capped_by("--max-children") + "; more wait in the backlog").c_str())
       ("max-threads", po::value<long long>()->default_value(64),
@@ -138,6 +156,20 @@ ServerCommandLine parse_server_command_line(int argc, const char* const* argv) {
   config.protocol.datagram_buffer = checked<std::size_t>(values, "datagram-buffer", 1, 16 * 1024 * 1024);
   config.workers = checked<int>(values, "workers", 1, ServerStats::kMaxWorkers);
   config.batch = checked<int>(values, "batch", 1, 1024);
+  config.accept_lock = values.count("accept-lock") != 0;
+  if (config.accept_lock && !engine->offers_accept_lock) {
+    throw UsageError("--accept-lock applies only to " + engines_offering_accept_lock() + ", not to engine " +
+                     line.engine);
+  }
+  const std::string accept_wait = values["accept-wait"].as<std::string>();
+  if (accept_wait != "accept" && accept_wait != "poll") {
+    throw UsageError("unknown --accept-wait '" + accept_wait + "': accept or poll");
+  }
+  config.accept_wait = accept_wait == "poll" ? AcceptWait::poll : AcceptWait::accept;
+  if (!values["accept-wait"].defaulted() && !engine->offers_accept_lock) {
+    throw UsageError("--accept-wait applies only to " + engines_offering_accept_lock() + ", not to engine " +
+                     line.engine);
+  }
   config.max_children = checked<int>(values, "max-children", 1, 1'000'000);
   config.max_threads = checked<int>(values, "max-threads", 1, 1'000'000);
   config.socket.send_buffer = checked<int>(values, "sndbuf", 0, kMaxInt);

@@ -77,6 +77,7 @@ INSTANTIATE_TEST_SUITE_P(
     Cli, BadInvocationTest,
     testing::Values(
         BadInvocation{"unknown_flag", {"--no-such-flag"}},
+        BadInvocation{"unknown_accept_wait", {"--accept-wait", "select"}},
         BadInvocation{"missing_value", {"--listen"}},
         BadInvocation{"unknown_engine", {"--engine", "no-such-engine"}},
         BadInvocation{"unknown_transport", {"--transport", "carrier-pigeon"}},
@@ -196,6 +197,24 @@ TEST(CliTest, UnixPathWhoseBacklogIsFullIsInUse) {
   const auto result = run_server({"--engine", first_stream_engine(), "--listen", "unix:" + path});
   expect_usage_error(result);
   EXPECT_NE(result.err.find("in use by a running server"), std::string::npos) << result.err;
+}
+
+// --accept-lock (and --accept-wait) mean something only to engines whose row offers them;
+// every other engine refuses them with one line, rather than run without what was asked for.
+TEST(CliTest, AcceptLockIsRefusedByEnginesThatDoNotOfferIt) {
+  const auto refusing = engine_names([](const EngineInfo& engine) { return !engine.offers_accept_lock; });
+  ASSERT_FALSE(refusing.empty());
+  for (const std::string& engine : refusing) {
+    SCOPED_TRACE(engine);
+    const auto result = run_server({"--engine", engine, "--accept-lock"});
+    expect_usage_error(result);
+    expect_usage_error(run_server({"--engine", engine, "--accept-wait", "poll"}));
+    // Names where it does apply, which an unknown-option error would not.
+    for (const std::string& offering :
+         engine_names([](const EngineInfo& row) { return row.offers_accept_lock; })) {
+      EXPECT_NE(result.err.find(offering), std::string::npos) << result.err;
+    }
+  }
 }
 
 // The path of a unix client is the client's to choose; --verbose prints it on stderr, where

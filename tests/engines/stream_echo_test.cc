@@ -1,7 +1,8 @@
 // Every stream engine, over TCP/IPv4, TCP/IPv6 and unix-stream: 32 concurrent clients each
 // send 500 framed messages of random content and log-uniform random size (0 to 64 KiB, the
 // edges always included), and every echoed byte is checked. Then the server must stop
-// cleanly on SIGTERM (see ServerUnderTest) and its stats must account for the load.
+// cleanly on SIGTERM (see ServerUnderTest) and its stats must account for the load. The
+// engines that offer --accept-lock run the same cases again with it and --accept-wait poll.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -60,16 +61,15 @@ ClientReport run_client(const SocketAddress& address, std::uint64_t seed) {
   return report;
 }
 
-class StreamEchoTest : public testing::TestWithParam<std::tuple<std::string, Listen>> {};
+using EngineOn = std::tuple<std::string, Listen>;
 
-TEST_P(StreamEchoTest, ConcurrentClientsGetEveryFrameBackThenServerStopsCleanly) {
-  const auto& [engine, listen] = GetParam();
+void check_concurrent_echo(const std::string& engine, Listen listen, const std::vector<std::string>& flags) {
   if (const auto reason = skip_reason(engine, listen); !reason.empty()) {
     GTEST_SKIP() << reason;
   }
   const auto seed = test_seed();
   SCOPED_TRACE("ECHOLAB_TEST_SEED=" + std::to_string(seed));
-  ServerUnderTest running(engine, listen);
+  ServerUnderTest running(engine, listen, flags);
   const auto address = running.address();
 
   std::vector<ClientReport> reports(kClients);
@@ -101,14 +101,53 @@ TEST_P(StreamEchoTest, ConcurrentClientsGetEveryFrameBackThenServerStopsCleanly)
   }
   EXPECT_GE(stats_counter(stats, "bytes_in"), payload_bytes);
   EXPECT_EQ(stats_counter(stats, "bytes_out"), stats_counter(stats, "bytes_in")) << "every byte is echoed";
+  ASSERT_TRUE(stats.contains("accept_wakeups")) << stats.dump();
+  EXPECT_EQ(stats["accept_wakeups"]["accepts"].get<std::uint64_t>(), stats_counter(stats, "connections_accepted"));
+}
+
+std::string case_name(const testing::TestParamInfo<EngineOn>& case_info) {
+  return test_name_part(std::get<0>(case_info.param)) + "_" + std::string(name_of(std::get<1>(case_info.param)));
+}
+
+class StreamEchoTest : public testing::TestWithParam<EngineOn> {};
+
+TEST_P(StreamEchoTest, ConcurrentClientsGetEveryFrameBackThenServerStopsCleanly) {
+  check_concurrent_echo(std::get<0>(GetParam()), std::get<1>(GetParam()), {});
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, StreamEchoTest,
                          testing::Combine(testing::ValuesIn(engine_names(Serves::streams)),
                                           testing::ValuesIn(kStreamListens)),
-                         [](const auto& case_info) {
+                         case_name);
+
+// With --accept-lock the workers take turns in accept() (or in poll(), --accept-wait poll);
+// a stop must still reach them all, those waiting on the lock included.
+struct AcceptVariant {
+  std::string name;
+  std::vector<std::string> flags;
+};
+const std::vector<AcceptVariant> kAcceptVariants = {
+    {"lock", {"--accept-lock"}},
+    {"poll", {"--accept-wait", "poll"}},
+    {"lock_poll", {"--accept-lock", "--accept-wait", "poll"}},
+};
+using EngineOnWith = std::tuple<std::string, Listen, AcceptVariant>;
+
+class StreamEchoAcceptTest : public testing::TestWithParam<EngineOnWith> {};
+
+TEST_P(StreamEchoAcceptTest, ConcurrentClientsGetEveryFrameBackThenServerStopsCleanly) {
+  check_concurrent_echo(std::get<0>(GetParam()), std::get<1>(GetParam()), std::get<2>(GetParam()).flags);
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, StreamEchoAcceptTest,
+                         testing::Combine(testing::ValuesIn(engine_names([](const EngineInfo& engine) {
+                                            return engine.offers_accept_lock;
+                                          })),
+                                          testing::ValuesIn(kStreamListens), testing::ValuesIn(kAcceptVariants)),
+                         [](const testing::TestParamInfo<EngineOnWith>& case_info) {
                            return test_name_part(std::get<0>(case_info.param)) + "_" +
-                                  std::string(name_of(std::get<1>(case_info.param)));
+                                  std::string(name_of(std::get<1>(case_info.param))) + "_" +
+                                  std::get<2>(case_info.param).name;
                          });
 
 }  // namespace

@@ -164,13 +164,15 @@ class WorkerSignals : public testing::TestWithParam<std::string> {};
 
 // A stop signal sent to one worker process ends that worker alone: the parent replaces it,
 // says so, counts it, and the pool serves at full size; the shared listener stays open.
-TEST_P(WorkerSignals, SignalledWorkerIsReplacedServerGoesOn) {
-  const auto& engine = GetParam();
+// With --accept-lock the worker signalled may be waiting on the lock, not in accept().
+void check_signalled_worker_replaced(const std::string& engine, std::vector<std::string> flags) {
   if (const auto reason = skip_reason(engine); !reason.empty()) {
     GTEST_SKIP() << reason;
   }
   FastRandom random(test_seed());
-  ServerUnderTest server(launch_of(engine, cap_flags(engine_info(engine), 2)));
+  auto pool = cap_flags(engine_info(engine), 2);
+  flags.insert(flags.begin(), pool.begin(), pool.end());
+  ServerUnderTest server(launch_of(engine, flags));
   ASSERT_TRUE(eventually([&] { return children_of(server.pid()).size() == 2; }, kIoTimeout));
   const int signals[] = {SIGTERM, SIGINT, SIGHUP};
   for (const int signal : signals) {
@@ -201,6 +203,15 @@ TEST_P(WorkerSignals, SignalledWorkerIsReplacedServerGoesOn) {
   EXPECT_EQ(stats_counter(report.stats, "workers_replaced"), std::size(signals));
 }
 
+TEST_P(WorkerSignals, SignalledWorkerIsReplacedServerGoesOn) { check_signalled_worker_replaced(GetParam(), {}); }
+
+TEST_P(WorkerSignals, SignalledWorkerIsReplacedServerGoesOnWithAcceptLock) {
+  if (!engine_info(GetParam()).offers_accept_lock) {
+    GTEST_SKIP() << "no --accept-lock";
+  }
+  check_signalled_worker_replaced(GetParam(), {"--accept-lock"});
+}
+
 // Workers that die as soon as they start are not respawned forever.
 TEST_P(WorkerSignals, WorkersThatKeepDyingAreGivenUpOn) {
   const auto& engine = GetParam();
@@ -229,6 +240,53 @@ TEST_P(WorkerSignals, WorkersThatKeepDyingAreGivenUpOn) {
 INSTANTIATE_TEST_SUITE_P(Engines, WorkerSignals,
                          testing::ValuesIn(engine_names([](const EngineInfo& engine) {
                            return accepts_in_children(engine);
+                         })),
+                         [](const auto& param_info) { return test_name_part(param_info.param); });
+
+// With --accept-lock, a worker killed (SIGKILL: no handler, no unlock) while it holds the
+// accept lock must not wedge the pool: the lock is robust, so its replacement takes it over
+// and serves the next connections. One worker, idle, always holds the lock in accept().
+class AcceptLockHolderKilled : public testing::TestWithParam<std::string> {};
+
+TEST_P(AcceptLockHolderKilled, ReplacementTakesTheLockOverAndServes) {
+  const auto& engine = GetParam();
+  if (const auto reason = skip_reason(engine); !reason.empty()) {
+    GTEST_SKIP() << reason;
+  }
+  FastRandom random(test_seed());
+  auto flags = cap_flags(engine_info(engine), 1);
+  flags.emplace_back("--accept-lock");
+  ServerUnderTest server(launch_of(engine, flags));
+  for (int kill = 0; kill < 3; ++kill) {
+    SCOPED_TRACE("kill " + std::to_string(kill));
+    {
+      auto client = connect_socket(server.address(), SOCK_STREAM, kIoTimeout);
+      ASSERT_EQ(echo_once(client.get(), true, random), "") << server.describe();
+    }
+    std::vector<pid_t> workers;
+    ASSERT_TRUE(eventually([&] { return (workers = children_of(server.pid())).size() == 1; }, kIoTimeout));
+    std::this_thread::sleep_for(milliseconds(200));  // back in accept(), holding the lock
+    ASSERT_EQ(::kill(workers.front(), SIGKILL), 0);
+    ASSERT_TRUE(eventually(
+        [&] {
+          const auto now = children_of(server.pid());
+          return now.size() == 1 && now.front() != workers.front();
+        },
+        kIoTimeout))
+        << server.describe();
+    auto client = connect_socket(server.address(), SOCK_STREAM, kIoTimeout);
+    EXPECT_EQ(echo_once(client.get(), true, random), "") << "the pool is wedged: " << server.describe();
+  }
+  const auto report = server.stop();
+  ASSERT_TRUE(report.status) << server.describe();
+  EXPECT_TRUE(report.status->success()) << server.describe();
+  EXPECT_TRUE(report.leftovers.empty());
+  EXPECT_EQ(stats_counter(report.stats, "workers_replaced"), 3u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, AcceptLockHolderKilled,
+                         testing::ValuesIn(engine_names([](const EngineInfo& engine) {
+                           return accepts_in_children(engine) && engine.offers_accept_lock;
                          })),
                          [](const auto& param_info) { return test_name_part(param_info.param); });
 

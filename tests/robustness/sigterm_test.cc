@@ -4,6 +4,8 @@
 // ends at a frame boundary, byte-exact), new connections are refused once the stop is
 // under way, and the server exits 0 within 10 s leaving no zombie.
 // ECHOLAB_ROBUSTNESS_CYCLES overrides the cycle count (the soak variant runs 10,000 for all).
+// The engines that offer --accept-lock run it again with the lock (waiters on it must stop too)
+// and with --accept-wait poll.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
@@ -62,13 +64,10 @@ void one_cycle(const SocketAddress& address, int i, FastRandom& random, std::vec
   }
 }
 
-class StopUnderLoad : public EngineTest {};
-
-TEST_P(StopUnderLoad, NoLeakAnswersOwedEchoesRefusesNewExitsClean) {
-  const auto& engine = this->engine();
-  const auto seed = this->seed();
-  FastRandom& random = this->random();
-  ServerUnderTest server(launch_of(engine, {"--max-frame", std::to_string(kMaxFrame)}));
+void check_stop_under_load(const std::string& engine, std::uint64_t seed, FastRandom& random,
+                           std::vector<std::string> flags, const std::string& test) {
+  flags.insert(flags.end(), {"--max-frame", std::to_string(kMaxFrame)});
+  ServerUnderTest server(launch_of(engine, flags));
   const auto address = server.address();
   const int idle_fds = count_open_fds(server.pid());
   std::vector<std::byte> scratch;
@@ -118,8 +117,8 @@ TEST_P(StopUnderLoad, NoLeakAnswersOwedEchoesRefusesNewExitsClean) {
   EXPECT_TRUE(status->success()) << status->describe() << ": " << server.describe();
   const auto report = server.stop();  // already exited: collects leftovers and stats
   EXPECT_TRUE(report.leftovers.empty()) << report.leftovers.size() << " processes left behind";
-  write_case_result({{"case", case_name("sigterm_under_load", engine)},
-                     {"test", "sigterm_under_load"},
+  write_case_result({{"case", case_name(test, engine)},
+                     {"test", test},
                      {"engine", engine},
                      {"connect_close_cycles", cycles},
                      {"fds_idle", idle_fds},
@@ -135,7 +134,29 @@ TEST_P(StopUnderLoad, NoLeakAnswersOwedEchoesRefusesNewExitsClean) {
                      {"seed", seed}});
 }
 
+class StopUnderLoad : public EngineTest {};
+
+TEST_P(StopUnderLoad, NoLeakAnswersOwedEchoesRefusesNewExitsClean) {
+  check_stop_under_load(engine(), seed(), random(), {}, "sigterm_under_load");
+}
+
 INSTANTIATE_TEST_SUITE_P(Engines, StopUnderLoad, testing::ValuesIn(engine_names(Serves::streams)),
+                         engine_case_name);
+
+class StopUnderLoadAcceptLock : public EngineTest {};
+
+TEST_P(StopUnderLoadAcceptLock, NoLeakAnswersOwedEchoesRefusesNewExitsClean) {
+  check_stop_under_load(engine(), seed(), random(), {"--accept-lock"}, "sigterm_under_load_accept_lock");
+}
+
+TEST_P(StopUnderLoadAcceptLock, NoLeakAnswersOwedEchoesRefusesNewExitsCleanPolling) {
+  check_stop_under_load(engine(), seed(), random(), {"--accept-wait", "poll"}, "sigterm_under_load_accept_poll");
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, StopUnderLoadAcceptLock,
+                         testing::ValuesIn(engine_names([](const EngineInfo& engine) {
+                           return engine.offers_accept_lock;
+                         })),
                          engine_case_name);
 
 }  // namespace
