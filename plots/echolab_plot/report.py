@@ -35,6 +35,8 @@ SHARE_COLUMNS = [
     ("worker msgs %", "worker_messages_share"),
     ("worker conns %", "worker_connections_share"),
 ]
+# The pools' thundering herd (prefork, prethread): wake-ups that found no connection.
+HERD_COLUMN = ("idle wake-ups/accept", "idle_wakeups_per_accept")
 
 
 def _escape(value):
@@ -120,7 +122,9 @@ def markdown(results):
     repetition was invalid."""
     conditions = sorted(results.conditions, key=_table_order)
     shares = [c for c in SHARE_COLUMNS if any(cond.median(c[1] + "_max_pct") is not None for cond in conditions)]
-    headings = ["cell", "reps ok"] + [h for h, _, _ in NUMBER_COLUMNS] + [h for h, _ in shares] + ["validity"]
+    herd = any(cond.median(HERD_COLUMN[1]) is not None for cond in conditions)
+    headings = (["cell", "reps ok"] + [h for h, _, _ in NUMBER_COLUMNS] + [h for h, _ in shares]
+                + ([HERD_COLUMN[0]] if herd else []) + ["validity"])
     lines = ["| " + " | ".join(headings) + " |", "|" + "---|" * len(headings)]
     for condition in conditions:
         invalid = condition.invalid_repetitions()
@@ -129,6 +133,9 @@ def markdown(results):
             value = condition.median(metric)
             values.append("–" if value is None else formatter(value))
         values += [_share_text(condition, metric) for _, metric in shares]
+        if herd:
+            value = condition.median(HERD_COLUMN[1])
+            values.append("–" if value is None else f"{value:.2f}")
         validity = "ok" if not invalid else f"{invalid} invalid: " + "; ".join(
             _compact_reasons(condition.invalid_reasons()))
         if condition.failed:

@@ -75,6 +75,7 @@ def _server_metrics(record, connections):
     pss = number(resources.get("peak_pss_bytes"))
     return {
         **_worker_shares(stats),
+        "idle_wakeups_per_accept": number(dig(stats, "accept_wakeups", "idle_per_accept")),
         "server_messages": messages,
         "server_cpu_us_per_msg": ratio(cpu, messages, 1e6),
         "syscalls_per_msg": syscalls_per_msg,
