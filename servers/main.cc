@@ -126,6 +126,11 @@ void write_stats(const ServerCommandLine& line, const StatsTarget& target, const
   report["pool_size"] = line.config.workers;  // "workers" is the per-worker spread
   report["accept_lock"] = line.config.accept_lock;
   report["accept_wait"] = line.config.accept_wait == AcceptWait::poll ? "poll" : "accept";
+  // Only the engines that offer the accept lock count wake-ups that found no connection:
+  // for the others a zero would read as "no herd" when nothing was measured.
+  if (const EngineInfo* engine = find_engine(line.engine); engine == nullptr || !engine->offers_accept_lock) {
+    report.erase("accept_wakeups");
+  }
   report["work"] = to_string(line.config.protocol.work);
   report["max_frame_bytes"] = line.config.protocol.max_frame;
   report["echolab_version"] = kVersion;

@@ -219,6 +219,7 @@ class ResultSet:
         self.conditions = []
         self.failed = []  # (cell id, reason)
         self._load_cells()
+        self._drop_unmeasured_herd()
 
     # --- loading ---
     def _read_manifest(self):
@@ -263,6 +264,18 @@ class ResultSet:
                 continue
             condition.records.append(record)
             condition.metrics.append(repetition_metrics(record))
+
+    def _drop_unmeasured_herd(self):
+        """Servers before the stats left it out wrote a zero accept-wake-up count for every
+        engine; only the engines whose registry row offers the accept lock measure it."""
+        table = self.manifest.get("engines")
+        if not isinstance(table, list):
+            return
+        offers = {row.get("name"): row.get("offers_accept_lock") for row in table if isinstance(row, dict)}
+        for condition in self.conditions:
+            if offers.get(condition.cell.get("engine")) is False:
+                for metrics in condition.metrics:
+                    metrics.pop("idle_wakeups_per_accept", None)
 
     def _read_record(self, entry):
         cell_id = entry.get("id", "?")
