@@ -33,7 +33,7 @@ sys.path.insert(0, HERE)
 
 from loadgen_overhead import pinned  # noqa: E402
 from runner import procfs  # noqa: E402
-from runner.cell import CellFailure, _kill_group, _read_ready_line, _start_server  # noqa: E402
+from runner.cell import CellFailure, kill_group, read_ready_line, start_server  # noqa: E402
 from runner.main import environment, git_commit  # noqa: E402
 
 # engine -> the twin of its model. prethread is prefork's model with threads, poll is
@@ -75,9 +75,9 @@ class Server:
         died = None
         if self.process is not None:
             died = f"server exited with status {self.process.returncode}"
-            _kill_group(self.process)
-        self.process = _start_server(self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.target = _read_ready_line(self.process, READY_TIMEOUT_S)  # kills it and raises if not ready
+            kill_group(self.process)
+        self.process = start_server(self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.target = read_ready_line(self.process, READY_TIMEOUT_S)  # kills it and raises if not ready
         return died
 
     def memory(self):
@@ -102,7 +102,7 @@ class Server:
                 self.process.wait(timeout=STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 pass
-        _kill_group(self.process)  # whatever children are left, and reaps the server
+        kill_group(self.process)  # whatever children are left, and reaps the server
         self.process = None
 
 

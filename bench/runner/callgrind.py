@@ -66,9 +66,9 @@ def run_one(cell, binaries, cpus, messages):
                     "--quiet", f"--callgrind-out-file={workdir}/callgrind.out.%p"]
         server_cmd = cell_mod._pinned(valgrind + cell_mod.server_command(binaries, cell, stats_path, listen),
                                       cpus["server"])
-        server = cell_mod._start_server(server_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        server = cell_mod.start_server(server_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            target = cell_mod._read_ready_line(server, READY_TIMEOUT_S)
+            target = cell_mod.read_ready_line(server, READY_TIMEOUT_S)
             loadgen_cmd = [binaries["loadgen"], "--target", target, "--transport", cell["transport"],
                            "--protocol", cell["protocol"], "--mode", "closed", "--connections", "1",
                            "--size", str(cell["size"]), "--warmup", "0s", "--messages", str(messages),
@@ -91,7 +91,7 @@ def run_one(cell, binaries, cpus, messages):
                 raise cell_mod.CellFailure(f"server under callgrind exited with status {server.returncode}"
                                            + (f": {message[-1]}" if message else ""))
         finally:
-            cell_mod._kill_group(server)
+            cell_mod.kill_group(server)
         with open(stats_path) as f:
             counted = (json.load(f).get("counters") or {}).get("messages")
         if not isinstance(counted, int) or counted <= 0:

@@ -24,13 +24,13 @@ class CellFailure(Exception):
     pass
 
 
-def _start_server(command, **kwargs):
-    """A server in its own session and process group, so that _kill_group reaches every
+def start_server(command, **kwargs):
+    """A server in its own session and process group, so that kill_group reaches every
     worker and child it forked, whatever became of the server itself."""
     return subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True, **kwargs)
 
 
-def _kill_group(process):
+def kill_group(process):
     """SIGKILL to the server's whole process group, then reaps the server. Safe on every exit
     path (failure, timeout, exception, KeyboardInterrupt), and when the group is gone."""
     try:
@@ -51,7 +51,7 @@ def _ms(seconds):
     return f"{int(round(seconds * 1000))}ms"
 
 
-def _read_ready_line(process, timeout):
+def read_ready_line(process, timeout):
     """The server's one ready line, or a CellFailure quoting what it said instead."""
     deadline = time.monotonic() + timeout
     line = b""
@@ -70,7 +70,7 @@ def _read_ready_line(process, timeout):
                 raise CellFailure(f"unexpected ready line: {text!r}")
         if process.poll() is not None:
             break
-    _kill_group(process)
+    kill_group(process)
     err = process.stderr.read().decode(errors="replace").strip().splitlines()
     raise CellFailure("server did not start: " + (err[-1] if err else f"exit status {process.returncode}"))
 
@@ -113,9 +113,9 @@ def run_echolab_cell(cell, binaries, cpus, workdir):
     stats_path = os.path.join(workdir, "server-stats.json")
     loadgen_path = os.path.join(workdir, "loadgen.json")
     command = _pinned(server_command(binaries, cell, stats_path, _listen_address(cell, workdir)), cpus["server"])
-    server = _start_server(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    server = start_server(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        target = _read_ready_line(server, READY_TIMEOUT_S)
+        target = read_ready_line(server, READY_TIMEOUT_S)
         budget = cell["warmup_s"] + cell["duration_s"] + cell["timeout_s"] + 30
         with procfs.TreeSampler(server.pid) as sampler:
             load = subprocess.run(_pinned(loadgen_command(binaries, cell, target, loadgen_path), cpus["client"]),
@@ -144,7 +144,7 @@ def run_echolab_cell(cell, binaries, cpus, workdir):
         return {"loadgen": loadgen, "server": {"stats": stats, "resources": sampler.result(), "exit": exit_info}}
     finally:
         # Also after a clean exit: a worker that outlived the server must not outlive the cell.
-        _kill_group(server)
+        kill_group(server)
 
 
 def _free_port():
@@ -193,7 +193,7 @@ def run_sockperf_cell(cell, cpus):
     proto = "--tcp" if cell["transport"] == "tcp" else ""
     server_cmd = _pinned(["sockperf", "server", "-i", "127.0.0.1", "-p", str(port)]
                          + ([proto] if proto else []), cpus["server"])
-    server = _start_server(server_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = start_server(server_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         if proto:
             _wait_port(port, server, READY_TIMEOUT_S)
@@ -214,7 +214,7 @@ def run_sockperf_cell(cell, cpus):
             server.wait(5)
         except subprocess.TimeoutExpired:
             pass
-        _kill_group(server)
+        kill_group(server)
 
 
 def run_cell(cell, binaries, cpus):
