@@ -10,6 +10,8 @@
 #include <mutex>
 #include <string>
 
+#include "core/stop.h"
+
 namespace echolab {
 namespace {
 
@@ -263,6 +265,13 @@ AcceptResult accept_connection(int listen_fd, Counters& counters, bool nonblocki
       ++counters.connections_accepted;
       if (logging) {
         log_peer(peer);
+      }
+      if (stop_requested()) {
+        // The connection came in as the stop did (its signal handler ran as accept returned):
+        // a client that connected after the stop is closed unanswered, never served.
+        ::close(fd);
+        ++counters.connections_refused;
+        return AcceptResult{Fd(), EINVAL, true};
       }
       return AcceptResult{Fd(fd), 0, false};
     }
