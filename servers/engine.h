@@ -80,6 +80,8 @@ struct DescriptorLimit {
   std::string_view name;      // what the limit is called ("FD_SETSIZE")
 };
 
+[[nodiscard]] inline bool always_available() { return true; }
+
 // One row of the engine table: everything the other layers (the command line, the bench
 // specs, the plots, the README and the tests) know of an engine, so that none of them has
 // to compare its name. `echolab-server --list-engines --json` prints the table.
@@ -91,17 +93,17 @@ struct EngineInfo {
   Serves serves;
   TransportSet transports;
   Concurrency concurrency;
-  std::string_view cap_option;          // the option bounding live clients ("--workers"...), or ""
-  bool connections_in_children;         // its connections are served in forked processes
+  std::string_view cap_option{};        // the option bounding live clients ("--workers"...), or ""
+  bool connections_in_children = false;  // its connections are served in forked processes
   // main opens the listener with SO_REUSEPORT, so that the engine can bind more sockets to
   // the same address and let the kernel spread the traffic over them.
-  bool reuse_port_listener;
+  bool reuse_port_listener = false;
   // --accept-lock and --accept-wait apply: its workers share one listener and can take turns
   // waiting on it.
-  bool offers_accept_lock;
-  DescriptorLimit descriptors;          // the descriptors it can watch at all
+  bool offers_accept_lock = false;
+  DescriptorLimit descriptors{};        // the descriptors it can watch at all
   // A real probe: can this engine run on this machine and build?
-  bool (*available)();
+  bool (*available)() = always_available;
   // Serves until stop_requested(), then closes or finishes its connections, reaps its
   // children and joins its threads before returning. Throws std::system_error only when it
   // cannot start (a failed pool spawn at start-up, say).

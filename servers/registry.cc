@@ -12,93 +12,181 @@
 namespace echolab {
 namespace {
 
-bool always_available() { return true; }
-
 constexpr TransportSet kStreams{Transport::tcp, Transport::unix_stream};
 constexpr TransportSet kTcp{Transport::tcp};
 constexpr TransportSet kDatagrams{Transport::udp, Transport::unix_dgram};
-constexpr DescriptorLimit kNoLimit{};
-// EngineInfo::offers_accept_lock, named so that a row reads as what it means.
-constexpr bool kAcceptLock = true;
-constexpr bool kNoAcceptLock = false;
 
 constexpr std::array kEngines = {
-    EngineInfo{"iterative", "accept one client, echo until it leaves, accept the next (the lecture's TCP server)",
-               "none: other clients wait in the listen backlog",
-               "nothing per connection; one slow client stalls everyone", Serves::streams, kStreams,
-               Concurrency::one_at_a_time, "", false, false, kNoAcceptLock, kNoLimit, always_available, run_iterative},
-    EngineInfo{"iterative-udp", "one thread in `recvfrom`/`sendto` (the lecture's UDP server)",
-               "none, and none is needed while each datagram is cheap",
-               "any service time delays every client; overflow is dropped by the socket buffer",
-               Serves::datagrams, kDatagrams, Concurrency::one_at_a_time, "", false, false, kNoAcceptLock, kNoLimit, always_available,
-               run_iterative_udp},
-    EngineInfo{"udp-pool", "`--workers` threads blocking in `recvfrom` on one shared socket",
-               "the pool: the kernel hands each datagram to one waiting thread",
-               "threads contend on one receive queue", Serves::datagrams, kDatagrams, Concurrency::pool,
-               "--workers", false, false, kNoAcceptLock, kNoLimit, always_available, run_udp_pool},
-    EngineInfo{"udp-batch",
-               "`--workers` threads, each with its own `SO_REUSEPORT` socket, moving up to `--batch` "
-               "datagrams per `recvmmsg`/`sendmmsg`",
-               "the pool: the kernel spreads datagrams over the sockets by flow hash",
-               "a system call per batch, not per datagram; a batch's replies wait for all its work "
-               "(`--work`); one busy flow stays on one thread; UDP only",
-               Serves::datagrams, TransportSet{Transport::udp}, Concurrency::pool, "--workers", false, true, kNoAcceptLock,
-               kNoLimit, always_available, run_udp_batch},
-    EngineInfo{"prefork",
-               "`--workers` processes forked at start, all blocking in `accept()` on one socket, or taking "
-               "turns there behind a process-shared mutex (`--accept-lock`)",
-               "the processes: at most `--workers` clients served at once",
-               "a process per worker; nothing per connection", Serves::streams, kStreams, Concurrency::pool,
-               "--workers", true, false, kAcceptLock, kNoLimit, always_available, run_prefork},
-    EngineInfo{"prethread", "the same with threads (`--accept-lock`: a mutex)", "the threads: at most `--workers` clients at once",
-               "a stack per worker; nothing per connection", Serves::streams, kStreams, Concurrency::pool,
-               "--workers", false, false, kAcceptLock, kNoLimit, always_available, run_prethread},
-    EngineInfo{"fork", "accept, then `fork()` a child per connection; SIGCHLD-driven reaping",
-               "one process per client, capped by `--max-children` (the rest wait in the backlog)",
-               "a `fork()` per connection", Serves::streams, kStreams, Concurrency::per_connection,
-               "--max-children", true, false, kNoAcceptLock, kNoLimit, always_available, run_fork},
-    EngineInfo{"thread", "accept, then a thread per connection", "one thread per client, capped by `--max-threads`",
-               "a thread creation and a stack per connection", Serves::streams, kStreams,
-               Concurrency::per_connection, "--max-threads", false, false, kNoAcceptLock, kNoLimit, always_available, run_thread},
-    EngineInfo{"select", "one thread, non-blocking sockets, `select()` with a buffer per client",
-               "readiness multiplexing: many clients share one thread",
-               "each call scans every descriptor; fds ≥ FD_SETSIZE (1024) are refused and counted; any "
-               "service time stalls everyone",
-               Serves::streams, kStreams, Concurrency::multiplexed, "", false, false, kNoAcceptLock, DescriptorLimit{FD_SETSIZE, "FD_SETSIZE"}, always_available,
-               run_select},
-    EngineInfo{"poll", "select's loop over `poll()`, one entry per descriptor", "readiness multiplexing: many clients share one thread",
-               "each call hands the kernel every watched descriptor; no FD_SETSIZE limit; any service time "
-               "stalls everyone",
-               Serves::streams, kStreams, Concurrency::multiplexed, "", false, false, kNoAcceptLock, kNoLimit, always_available,
-               run_poll},
-    EngineInfo{"epoll", "one thread, level-triggered `epoll`, interest changed only when it changes",
-               "readiness multiplexing: many clients share one thread",
-               "a wait costs what is ready, not what is watched; any service time stalls everyone",
-               Serves::streams, kStreams, Concurrency::multiplexed, "", false, false, kNoAcceptLock, kNoLimit, always_available,
-               run_epoll},
-    EngineInfo{"epoll-reuseport",
-               "`--workers` threads, each its own epoll loop and its own `SO_REUSEPORT` listener on the same port",
-               "one readiness loop per thread; the kernel hashes each new connection to one listener",
-               "no shared accept queue and no thundering herd; the hash ignores load, so shares are uneven; "
-               "connections queued on a listener are reset when it closes",
-               Serves::streams, kTcp, Concurrency::multiplexed, "--workers", false, true, kNoAcceptLock, kNoLimit,
-               reuse_port_available, run_epoll_reuseport},
-    EngineInfo{"epoll-exclusive",
-               "`--workers` threads, each its own epoll loop, all watching one listener with `EPOLLEXCLUSIVE`",
-               "one readiness loop per thread; the kernel wakes one waiting loop per new connection",
-               "no thundering herd, but wake-ups favour the most recent waiter (LIFO), so a few loops take "
-               "most connections",
-               Serves::streams, kStreams, Concurrency::multiplexed, "--workers", false, false, kNoAcceptLock, kNoLimit,
-               epoll_exclusive_available, run_epoll_exclusive},
-    EngineInfo{"reactor-pool",
-               "one epoll thread does all socket I/O and framing; each complete message's work (`--work`) "
-               "runs on one of `--workers` threads, which hand the reply back through an `eventfd`",
-               "readiness multiplexing for the I/O, the pool for the service work: `--workers` messages "
-               "worked on at once",
-               "a hand-off per message (two thread switches, an `eventfd` round trip per batch) even with no "
-               "work; a connection's messages stay on one worker, so a busy connection cannot borrow an idle one",
-               Serves::streams, kStreams, Concurrency::multiplexed, "--workers", false, false, kNoAcceptLock,
-               kNoLimit, always_available, run_reactor_pool},
+    EngineInfo{
+     .name = "iterative",
+     .pattern = "accept one client, echo until it leaves, accept the next (the lecture's TCP server)",
+     .concurrency_source = "none: other clients wait in the listen backlog",
+     .costs = "nothing per connection; one slow client stalls everyone",
+     .serves = Serves::streams,
+     .transports = kStreams,
+     .concurrency = Concurrency::one_at_a_time,
+     .run = run_iterative},
+    EngineInfo{
+     .name = "iterative-udp",
+     .pattern = "one thread in `recvfrom`/`sendto` (the lecture's UDP server)",
+     .concurrency_source = "none, and none is needed while each datagram is cheap",
+     .costs = "any service time delays every client; overflow is dropped by the socket buffer",
+     .serves = Serves::datagrams,
+     .transports = kDatagrams,
+     .concurrency = Concurrency::one_at_a_time,
+     .run = run_iterative_udp},
+    EngineInfo{
+     .name = "udp-pool",
+     .pattern = "`--workers` threads blocking in `recvfrom` on one shared socket",
+     .concurrency_source = "the pool: the kernel hands each datagram to one waiting thread",
+     .costs = "threads contend on one receive queue",
+     .serves = Serves::datagrams,
+     .transports = kDatagrams,
+     .concurrency = Concurrency::pool,
+     .cap_option = "--workers",
+     .run = run_udp_pool},
+    EngineInfo{
+     .name = "udp-batch",
+     .pattern =
+         "`--workers` threads, each with its own `SO_REUSEPORT` socket, moving up to `--batch` "
+         "datagrams per `recvmmsg`/`sendmmsg`",
+     .concurrency_source = "the pool: the kernel spreads datagrams over the sockets by flow hash",
+     .costs =
+         "a system call per batch, not per datagram; a batch's replies wait for all its work "
+         "(`--work`); one busy flow stays on one thread; UDP only",
+     .serves = Serves::datagrams,
+     .transports = TransportSet{Transport::udp},
+     .concurrency = Concurrency::pool,
+     .cap_option = "--workers",
+     .reuse_port_listener = true,
+     .run = run_udp_batch},
+    EngineInfo{
+     .name = "prefork",
+     .pattern =
+         "`--workers` processes forked at start, all blocking in `accept()` on one socket, or "
+         "taking turns there behind a process-shared mutex (`--accept-lock`)",
+     .concurrency_source = "the processes: at most `--workers` clients served at once",
+     .costs = "a process per worker; nothing per connection",
+     .serves = Serves::streams,
+     .transports = kStreams,
+     .concurrency = Concurrency::pool,
+     .cap_option = "--workers",
+     .connections_in_children = true,
+     .offers_accept_lock = true,
+     .run = run_prefork},
+    EngineInfo{
+     .name = "prethread",
+     .pattern = "the same with threads (`--accept-lock`: a mutex)",
+     .concurrency_source = "the threads: at most `--workers` clients at once",
+     .costs = "a stack per worker; nothing per connection",
+     .serves = Serves::streams,
+     .transports = kStreams,
+     .concurrency = Concurrency::pool,
+     .cap_option = "--workers",
+     .offers_accept_lock = true,
+     .run = run_prethread},
+    EngineInfo{
+     .name = "fork",
+     .pattern = "accept, then `fork()` a child per connection; SIGCHLD-driven reaping",
+     .concurrency_source = "one process per client, capped by `--max-children` (the rest wait in the backlog)",
+     .costs = "a `fork()` per connection",
+     .serves = Serves::streams,
+     .transports = kStreams,
+     .concurrency = Concurrency::per_connection,
+     .cap_option = "--max-children",
+     .connections_in_children = true,
+     .run = run_fork},
+    EngineInfo{
+     .name = "thread",
+     .pattern = "accept, then a thread per connection",
+     .concurrency_source = "one thread per client, capped by `--max-threads`",
+     .costs = "a thread creation and a stack per connection",
+     .serves = Serves::streams,
+     .transports = kStreams,
+     .concurrency = Concurrency::per_connection,
+     .cap_option = "--max-threads",
+     .run = run_thread},
+    EngineInfo{
+     .name = "select",
+     .pattern = "one thread, non-blocking sockets, `select()` with a buffer per client",
+     .concurrency_source = "readiness multiplexing: many clients share one thread",
+     .costs =
+         "each call scans every descriptor; fds ≥ FD_SETSIZE (1024) are refused and counted; any "
+         "service time stalls everyone",
+     .serves = Serves::streams,
+     .transports = kStreams,
+     .concurrency = Concurrency::multiplexed,
+     .descriptors = DescriptorLimit{FD_SETSIZE, "FD_SETSIZE"},
+     .run = run_select},
+    EngineInfo{
+     .name = "poll",
+     .pattern = "select's loop over `poll()`, one entry per descriptor",
+     .concurrency_source = "readiness multiplexing: many clients share one thread",
+     .costs =
+         "each call hands the kernel every watched descriptor; no FD_SETSIZE limit; any service "
+         "time stalls everyone",
+     .serves = Serves::streams,
+     .transports = kStreams,
+     .concurrency = Concurrency::multiplexed,
+     .run = run_poll},
+    EngineInfo{
+     .name = "epoll",
+     .pattern = "one thread, level-triggered `epoll`, interest changed only when it changes",
+     .concurrency_source = "readiness multiplexing: many clients share one thread",
+     .costs = "a wait costs what is ready, not what is watched; any service time stalls everyone",
+     .serves = Serves::streams,
+     .transports = kStreams,
+     .concurrency = Concurrency::multiplexed,
+     .run = run_epoll},
+    EngineInfo{
+     .name = "epoll-reuseport",
+     .pattern =
+         "`--workers` threads, each its own epoll loop and its own `SO_REUSEPORT` listener on the "
+         "same port",
+     .concurrency_source = "one readiness loop per thread; the kernel hashes each new connection to one listener",
+     .costs =
+         "no shared accept queue and no thundering herd; the hash ignores load, so shares are "
+         "uneven; connections queued on a listener are reset when it closes",
+     .serves = Serves::streams,
+     .transports = kTcp,
+     .concurrency = Concurrency::multiplexed,
+     .cap_option = "--workers",
+     .reuse_port_listener = true,
+     .available = reuse_port_available,
+     .run = run_epoll_reuseport},
+    EngineInfo{
+     .name = "epoll-exclusive",
+     .pattern =
+         "`--workers` threads, each its own epoll loop, all watching one listener with "
+         "`EPOLLEXCLUSIVE`",
+     .concurrency_source = "one readiness loop per thread; the kernel wakes one waiting loop per new connection",
+     .costs =
+         "no thundering herd, but wake-ups favour the most recent waiter (LIFO), so a few loops "
+         "take most connections",
+     .serves = Serves::streams,
+     .transports = kStreams,
+     .concurrency = Concurrency::multiplexed,
+     .cap_option = "--workers",
+     .available = epoll_exclusive_available,
+     .run = run_epoll_exclusive},
+    EngineInfo{
+     .name = "reactor-pool",
+     .pattern =
+         "one epoll thread does all socket I/O and framing; each complete message's work "
+         "(`--work`) runs on one of `--workers` threads, which hand the reply back through an "
+         "`eventfd`",
+     .concurrency_source =
+         "readiness multiplexing for the I/O, the pool for the service work: `--workers` messages "
+         "worked on at once",
+     .costs =
+         "a hand-off per message (two thread switches, an `eventfd` round trip per batch) even "
+         "with no work; a connection's messages stay on one worker, so a busy connection cannot "
+         "borrow an idle one",
+     .serves = Serves::streams,
+     .transports = kStreams,
+     .concurrency = Concurrency::multiplexed,
+     .cap_option = "--workers",
+     .run = run_reactor_pool},
 };
 
 }  // namespace
