@@ -23,6 +23,18 @@ constexpr int kWorkers = 4;
 constexpr int kConnections = 64;
 constexpr std::chrono::milliseconds kIoTimeout{10'000};
 
+// `count` connections, one after another, each echoing one random frame and closing.
+void echo_once_per_connection(ServerUnderTest& server, int count) {
+  FastRandom random(test_seed());
+  std::vector<std::byte> scratch;
+  for (int i = 0; i < count; ++i) {
+    auto fd = connect_socket(server.address(), SOCK_STREAM, kIoTimeout);
+    std::vector<std::byte> payload(1 + random.below(256));
+    random.fill(payload);
+    ASSERT_EQ(check_echo(fd.get(), make_frame(payload), scratch), "") << "connection " << i;
+  }
+}
+
 std::vector<std::string> multi_loop_engines() {
   std::vector<std::string> names;
   for (const EngineInfo& engine : engines()) {
@@ -41,13 +53,9 @@ TEST_P(WorkerBalanceTest, EveryWorkerReportsItsShareOfConnections) {
     GTEST_SKIP() << reason;
   }
   ServerUnderTest server(engine, Listen::tcp_v4, {"--workers", std::to_string(kWorkers)});
-  FastRandom random(test_seed());
-  std::vector<std::byte> scratch;
-  for (int i = 0; i < kConnections; ++i) {
-    auto fd = connect_socket(server.address(), SOCK_STREAM, kIoTimeout);
-    std::vector<std::byte> payload(1 + random.below(256));
-    random.fill(payload);
-    ASSERT_EQ(check_echo(fd.get(), make_frame(payload), scratch), "") << "connection " << i;
+  echo_once_per_connection(server, kConnections);
+  if (HasFailure()) {
+    return;
   }
   server.expect_no_fd_leak();
   const nlohmann::json stats = server.stop_and_check();
@@ -83,13 +91,9 @@ TEST_P(AcceptLockCountersTest, AcceptsEqualConnectionsAndEveryWorkerReportsItsSh
     GTEST_SKIP() << reason;
   }
   ServerUnderTest server(engine, Listen::tcp_v4, {"--workers", std::to_string(kWorkers), "--accept-lock"});
-  FastRandom random(test_seed());
-  std::vector<std::byte> scratch;
-  for (int i = 0; i < kConnections; ++i) {
-    auto fd = connect_socket(server.address(), SOCK_STREAM, kIoTimeout);
-    std::vector<std::byte> payload(1 + random.below(256));
-    random.fill(payload);
-    ASSERT_EQ(check_echo(fd.get(), make_frame(payload), scratch), "") << "connection " << i;
+  echo_once_per_connection(server, kConnections);
+  if (HasFailure()) {
+    return;
   }
   const nlohmann::json stats = server.stop_and_check();
   ASSERT_FALSE(stats.is_null());
