@@ -98,6 +98,12 @@ REGRESSION_CLASSES = [
      "the stats file is checked at start; peer text is escaped; stray arguments are refused",
      ["engine_cli_test", "address_test"]),
     ("the spawn-failure flood runs even from a folder `nobody` cannot read", ["robustness_flood_test"]),
+    ("a client that connects as the stop arrives is closed unanswered, never served",
+     ["accept_after_stop_test", "robustness_sigterm_test"]),
+    ("a pool's accept lock survives a killed holder and a signalled waiter; stop under load with the lock",
+     ["robustness_signals_test", "robustness_sigterm_test"]),
+    ("work handed to reactor-pool's workers keeps each connection's order, is not idle, and drains at a stop",
+     ["engine_reactor_pool_test", "session_test"]),
 ]
 
 
