@@ -262,16 +262,17 @@ AcceptResult accept_connection(int listen_fd, Counters& counters, bool nonblocki
     const int fd = logging ? ::accept4(listen_fd, peer.get(), &peer.length, flags)
                            : ::accept4(listen_fd, nullptr, nullptr, flags);
     if (fd >= 0) {
-      ++counters.connections_accepted;
-      if (logging) {
-        log_peer(peer);
-      }
       if (stop_requested()) {
         // The connection came in as the stop did (its signal handler ran as accept returned):
-        // a client that connected after the stop is closed unanswered, never served.
+        // a client that connected after the stop is closed unanswered, never served, and
+        // counted refused, not accepted, as one refused for want of descriptors is.
         ::close(fd);
         ++counters.connections_refused;
         return AcceptResult{Fd(), EINVAL, true};
+      }
+      ++counters.connections_accepted;
+      if (logging) {
+        log_peer(peer);
       }
       return AcceptResult{Fd(fd), 0, false};
     }
