@@ -137,10 +137,13 @@ Counters ServerStats::totals() const {
   return result;
 }
 
-nlohmann::json ServerStats::to_json() const {
+nlohmann::json ServerStats::to_json(Herd herd) const {
   const Counters total = totals();
   nlohmann::json counters = nlohmann::json::object();
   for_each_field([&](const char* name, std::uint64_t Counters::*field) { counters[name] = total.*field; });
+  if (herd == Herd::not_counted) {
+    counters.erase("accept_wakeups_idle");
+  }
   nlohmann::json syscalls = nlohmann::json::object();
   std::uint64_t all_syscalls = 0;
   for (int i = 0; i < static_cast<int>(Syscall::kCount); ++i) {
@@ -149,12 +152,15 @@ nlohmann::json ServerStats::to_json() const {
   }
   nlohmann::json workers = nlohmann::json::array();
   for (int i = 0; i < workers_seen_.load(); ++i) {
-    workers.push_back({{"worker", i},
-                       {"connections", worker_connections_[i].load()},
-                       {"messages", worker_messages_[i].load()},
-                       {"accept_wakeups_idle", worker_wakeups_idle_[i].load()}});
+    nlohmann::json worker = {{"worker", i},
+                             {"connections", worker_connections_[i].load()},
+                             {"messages", worker_messages_[i].load()}};
+    if (herd == Herd::counted) {
+      worker["accept_wakeups_idle"] = worker_wakeups_idle_[i].load();
+    }
+    workers.push_back(std::move(worker));
   }
-  return {
+  nlohmann::json report = {
       {"counters", counters},
       {"connections_active", active_.load()},
       {"connections_peak", peak_active_.load()},
@@ -163,15 +169,18 @@ nlohmann::json ServerStats::to_json() const {
       {"syscalls_per_message",
        total.messages == 0 ? 0.0 : static_cast<double>(all_syscalls) / static_cast<double>(total.messages)},
       {"workers", workers},
-      // The herd in one place: connections accepted, wake-ups that found none, and their ratio.
-      {"accept_wakeups",
-       {{"accepts", total.connections_accepted},
+  };
+  if (herd == Herd::counted) {
+    // The herd in one place: connections accepted, wake-ups that found none, and their ratio.
+    report["accept_wakeups"] = {
+        {"accepts", total.connections_accepted},
         {"idle", total.accept_wakeups_idle},
         {"idle_per_accept", total.connections_accepted == 0
                                 ? 0.0
                                 : static_cast<double>(total.accept_wakeups_idle) /
-                                      static_cast<double>(total.connections_accepted)}}},
-  };
+                                      static_cast<double>(total.connections_accepted)}};
+  }
+  return report;
 }
 
 SharedStats::SharedStats() {

@@ -80,7 +80,12 @@ class ServerStats {
   void connection_closed();
 
   [[nodiscard]] Counters totals() const;
-  [[nodiscard]] nlohmann::json to_json() const;
+
+  // Only an engine that waits for connections in a way that can wake for nothing counts
+  // those wake-ups (the thundering herd); for the others a zero would read as "no herd"
+  // when nothing was measured, so their report leaves the herd out entirely.
+  enum class Herd { not_counted, counted };
+  [[nodiscard]] nlohmann::json to_json(Herd herd) const;
 
  private:
   void add_share(int worker, std::uint64_t connections, std::uint64_t messages, std::uint64_t wakeups_idle);

@@ -118,7 +118,10 @@ StatsTarget check_stats_target(const std::string& path) {
 
 void write_stats(const ServerCommandLine& line, const StatsTarget& target, const std::string& address,
                  const ServerStats& stats) {
-  nlohmann::json report = stats.to_json();
+  const EngineInfo* engine = find_engine(line.engine);
+  nlohmann::json report = stats.to_json(engine != nullptr && engine->offers_accept_lock
+                                            ? ServerStats::Herd::counted
+                                            : ServerStats::Herd::not_counted);
   report["engine"] = line.engine;
   report["transport"] = to_string(line.config.transport);
   report["protocol"] = to_string(line.config.protocol.protocol);
@@ -126,11 +129,6 @@ void write_stats(const ServerCommandLine& line, const StatsTarget& target, const
   report["pool_size"] = line.config.workers;  // "workers" is the per-worker spread
   report["accept_lock"] = line.config.accept_lock;
   report["accept_wait"] = line.config.accept_wait == AcceptWait::poll ? "poll" : "accept";
-  // Only the engines that offer the accept lock count wake-ups that found no connection:
-  // for the others a zero would read as "no herd" when nothing was measured.
-  if (const EngineInfo* engine = find_engine(line.engine); engine == nullptr || !engine->offers_accept_lock) {
-    report.erase("accept_wakeups");
-  }
   report["work"] = to_string(line.config.protocol.work);
   report["max_frame_bytes"] = line.config.protocol.max_frame;
   report["echolab_version"] = kVersion;

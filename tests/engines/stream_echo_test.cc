@@ -103,8 +103,13 @@ void check_concurrent_echo(const std::string& engine, Listen listen, const std::
   EXPECT_EQ(stats_counter(stats, "bytes_out"), stats_counter(stats, "bytes_in")) << "every byte is echoed";
   // Engines that count the herd report every accept; the others report nothing, rather than
   // a zero nobody measured.
-  ASSERT_EQ(stats.contains("accept_wakeups"), engine_info(engine).offers_accept_lock) << stats.dump();
-  if (engine_info(engine).offers_accept_lock) {
+  const bool herd_counted = engine_info(engine).offers_accept_lock;
+  ASSERT_EQ(stats.contains("accept_wakeups"), herd_counted) << stats.dump();
+  EXPECT_EQ(stats["counters"].contains("accept_wakeups_idle"), herd_counted) << stats.dump();
+  for (const auto& worker : stats["workers"]) {
+    EXPECT_EQ(worker.contains("accept_wakeups_idle"), herd_counted) << worker.dump();
+  }
+  if (herd_counted) {
     EXPECT_EQ(stats["accept_wakeups"]["accepts"].get<std::uint64_t>(), stats_counter(stats, "connections_accepted"));
   }
 }
