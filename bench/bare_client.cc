@@ -5,7 +5,8 @@
 // not pay for (bench/loadgen_overhead.py compares the two).
 //
 //   echolab-bare-client HOST:PORT CONNECTIONS SIZE WARMUP_S DURATION_S
-// prints {"messages": N, "seconds": S, "msgs_per_s": R} on stdout.
+// prints {"messages": N, "warmup_messages": W, "seconds": S, "msgs_per_s": R} on stdout
+// (N counted in the measured window only; W lets a caller divide server CPU by all messages).
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
@@ -103,8 +104,8 @@ int main(int argc, char** argv) {
     }
   }
   const double seconds = now - measure_start;
-  std::printf("{\"messages\": %llu, \"seconds\": %.6f, \"msgs_per_s\": %.1f}\n",
-              static_cast<unsigned long long>(messages), seconds,
+  std::printf("{\"messages\": %llu, \"warmup_messages\": %llu, \"seconds\": %.6f, \"msgs_per_s\": %.1f}\n",
+              static_cast<unsigned long long>(messages), static_cast<unsigned long long>(warmup_messages), seconds,
               static_cast<double>(messages) / seconds);
   return 0;
 }

@@ -1,6 +1,7 @@
-"""bench/fidelity.py end to end on one pair (fork and its twin), one round, tiny runs: the
-result file has its shape, both servers moved bytes in every mode, and a side that cannot
-start is recorded with its reason instead of stopping the run."""
+"""bench/fidelity.py end to end on one pair (fork and its twin) and the whole-stack
+comparison, one round, tiny runs: the result file has its shape, both servers moved bytes in
+every mode, and a side that cannot start is recorded with its reason instead of stopping the
+run."""
 import json
 import os
 import shutil
@@ -27,7 +28,7 @@ class Fidelity(unittest.TestCase):
 
     def test_one_pair_has_every_mode_and_both_sides_move_bytes(self):
         out = os.path.join(self.tmp, "fidelity.json")
-        done = run_fidelity(out)
+        done = run_fidelity(out, "--stack-connections", "2")
         self.assertEqual(done.returncode, 0, done.stderr)
         with open(out) as f:
             result = json.load(f)
@@ -52,6 +53,15 @@ class Fidelity(unittest.TestCase):
             self.assertIn("cpu_ratio", entry)
         self.assertGreater(pair["memory_kb"]["engine"].get("VmRSS", 0), 0)
 
+        # The whole stack: echolab-loadgen + epoll engine against bare client + epoll twin.
+        stack = result["stack"]
+        self.assertEqual((stack["mode"], stack["connections"]), ("closed", 2))
+        for side in ("engine", "twin"):
+            self.assertEqual(len(stack[side]), 1, side)
+            self.assertTrue(stack[side][0]["valid"], stack[side][0])
+            self.assertGreater(stack[side][0]["rate"], 0, stack[side][0])
+        self.assertGreater(stack["ratio"], 0)
+
     def test_a_twin_that_cannot_start_is_a_recorded_failure(self):
         # A build directory whose twin-fork exits at once: every twin run carries the reason,
         # the engine runs still happen, and the file is written.
@@ -65,7 +75,7 @@ class Fidelity(unittest.TestCase):
             f.write("#!/bin/sh\necho 'twin-fork: bind: Address already in use' >&2\nexit 1\n")
         os.chmod(broken, 0o755)
         out = os.path.join(self.tmp, "broken.json")
-        done = run_fidelity(out, build_dir=fake)
+        done = run_fidelity(out, "--stack-connections", "0", build_dir=fake)
         self.assertEqual(done.returncode, 0, done.stderr)
         with open(out) as f:
             entry = json.load(f)["pairs"][0]["modes"][0]
