@@ -125,10 +125,12 @@ def run_loadgen(loadgen, server, mode, connections, args):
     per connection), or the reason it has none. The CPU is the least noisy figure on a busy
     machine: it does not count the time the server waited for a CPU."""
     cpu_before = server_cpu_s(server)
+    faults_before = procfs.minor_faults(server.process.pid)
     result = _run_loadgen(loadgen, server.target, mode, connections, args)
     units = result.pop("units", 0)
     if units:
         result["server_cpu_us_per_unit"] = (server_cpu_s(server) - cpu_before) / units * 1e6
+        result["server_minor_faults_per_unit"] = (procfs.minor_faults(server.process.pid) - faults_before) / units
     return result
 
 
@@ -269,6 +271,12 @@ def summarize(entry):
         entry[f"{side}_cpu_us_per_unit_median"] = statistics.median(cpu[side]) if cpu[side] else None
     entry["cpu_ratio"] = (entry["twin_cpu_us_per_unit_median"] / entry["engine_cpu_us_per_unit_median"]
                           if cpu["engine"] and cpu["twin"] else None)
+    # Page faults per message or connection: with fork, each child maps anew every page it
+    # touches, so this is where a heavier child shows.
+    for side in ("engine", "twin"):
+        faults = [run["server_minor_faults_per_unit"] for run in entry[side]
+                  if run.get("valid") and "server_minor_faults_per_unit" in run]
+        entry[f"{side}_minor_faults_per_unit_median"] = statistics.median(faults) if faults else None
 
 
 def format_row(engine, entry):
