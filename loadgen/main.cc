@@ -98,8 +98,7 @@ int run_command(const std::vector<std::string>& args) {
     return 0;
   }
   if (command.action == ParsedCommand::Action::version) {
-    std::cout << "echolab-loadgen " << kVersion << " (" << kGitCommit << ", " << kCompiler
-              << ")\n";
+    std::cout << version_line("echolab-loadgen") << '\n';
     return 0;
   }
   const LoadConfig& config = command.config;

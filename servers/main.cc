@@ -205,8 +205,7 @@ int main(int argc, char** argv) {
         std::cout << line.help_text;
         return 0;
       case ServerCommandLine::Action::version:
-        std::cout << "echolab-server " << kVersion << " (commit " << kGitCommit << "; " << kCompiler << "; "
-                  << kBuildFlags << ")\n";
+        std::cout << version_line("echolab-server") << '\n';
         return 0;
       case ServerCommandLine::Action::list_engines:
         print_engines(line.json);
