@@ -12,6 +12,8 @@
 #include <iterator>
 #include <map>
 #include <sstream>
+#include <string_view>
+#include <thread>
 
 namespace echolab::test {
 namespace {
@@ -119,6 +121,48 @@ void reap_if_adopted(const ProcStat& recorded, milliseconds timeout) {
     }
     std::this_thread::sleep_for(milliseconds(5));
   }
+}
+
+int accept_queue_length(int port) {
+  constexpr std::string_view kListen = "0A";  // TCP_LISTEN in /proc/net/tcp's st column
+  int waiting = 0;
+  bool read_any = false;
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(table);
+    if (!in) {
+      continue;
+    }
+    read_any = true;
+    std::string line;
+    std::getline(in, line);  // the header
+    while (std::getline(in, line)) {
+      // sl local_address rem_address st tx_queue:rx_queue ...; for a listener, rx_queue is
+      // its accept queue.
+      std::istringstream fields(line);
+      std::string slot, local, remote, state, queues;
+      if (!(fields >> slot >> local >> remote >> state >> queues) || state != kListen) {
+        continue;
+      }
+      const auto colon = local.rfind(':');
+      const auto queue_colon = queues.find(':');
+      if (colon == std::string::npos || queue_colon == std::string::npos ||
+          std::stoi(local.substr(colon + 1), nullptr, 16) != port) {
+        continue;
+      }
+      waiting += std::stoi(queues.substr(queue_colon + 1), nullptr, 16);
+    }
+  }
+  return read_any ? waiting : -1;
+}
+
+int wait_for_empty_accept_queues(int port, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  int waiting = accept_queue_length(port);
+  while (waiting > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    waiting = accept_queue_length(port);
+  }
+  return waiting;
 }
 
 int count_open_fds(pid_t pid) {

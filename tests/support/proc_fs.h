@@ -52,6 +52,16 @@ void reap_if_adopted(const ProcStat& recorded, std::chrono::milliseconds timeout
 // Polls until count_open_fds(pid) == expected or `timeout` passes; returns the last count.
 [[nodiscard]] int wait_for_fd_count(pid_t pid, int expected, std::chrono::milliseconds timeout);
 
+// Connections waiting to be accepted on every TCP listener bound to `port` (all of the
+// listeners SO_REUSEPORT lets share it, each with its own queue), from /proc/net/tcp and
+// /proc/net/tcp6 of this network namespace; -1 when neither can be read.
+[[nodiscard]] int accept_queue_length(int port);
+
+// Polls until accept_queue_length(port) is 0 or `timeout` passes; returns the last length.
+// A test that counts accepted connections waits for this: with several listeners, a client
+// served on one says nothing of the queue of another.
+int wait_for_empty_accept_queues(int port, std::chrono::milliseconds timeout);
+
 // Makes this process a child subreaper (PR_SET_CHILD_SUBREAPER): processes orphaned by a
 // server under test are re-parented here rather than to PID 1. A child the server failed to
 // reap then stays visible as a zombie whatever PID 1 does, and can be reaped by the harness.

@@ -100,12 +100,8 @@ SocketAddress parse_socket_address(std::string_view text) {
   return address;
 }
 
-int local_port(int fd) {
-  sockaddr_storage storage{};
-  socklen_t length = sizeof storage;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&storage), &length) != 0) {
-    return 0;
-  }
+namespace {
+int port_of(const sockaddr_storage& storage) {
   if (storage.ss_family == AF_INET) {
     return ntohs(reinterpret_cast<const sockaddr_in*>(&storage)->sin_port);
   }
@@ -114,6 +110,18 @@ int local_port(int fd) {
   }
   return 0;
 }
+}  // namespace
+
+int local_port(int fd) {
+  sockaddr_storage storage{};
+  socklen_t length = sizeof storage;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&storage), &length) != 0) {
+    return 0;
+  }
+  return port_of(storage);
+}
+
+int address_port(const SocketAddress& address) { return port_of(address.storage); }
 
 bool ipv6_loopback_available() {
   Fd fd(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));

@@ -31,6 +31,8 @@ struct SocketAddress {
 [[nodiscard]] SocketAddress parse_socket_address(std::string_view text);
 // The port of a bound inet socket (getsockname), 0 for other families.
 [[nodiscard]] int local_port(int fd);
+// The port of an inet address, 0 for other families.
+[[nodiscard]] int address_port(const SocketAddress& address);
 // False where the kernel has no IPv6 loopback (some containers): callers skip such cases.
 [[nodiscard]] bool ipv6_loopback_available();
 
