@@ -33,38 +33,54 @@ def _error_label(condition):
     if not total or not kinds:
         return None
     kind = max(kinds, key=kinds.get)
-    return f"{condition.engine}: {style.human(round(total))} errors ({kind.replace('_', ' ')})"
+    return f"{condition.engine}: {total:,.0f} errors ({kind.replace('_', ' ')})"
 
 
-def _mark_failures(ax, cells, metric, log_y):
-    """A red X with a label at every failure: on the point when the cell ran with errors, at the
-    bottom of the panel when it did not run at all. Returns how many of each were marked."""
-    failed, with_errors = 0, 0
-    stacked = {}  # x -> labels already placed there, so that labels at one x do not overlap
+def _mark_failures(ax, cells, metric, scale, log_y):
+    """A red X at every failure: on the point when the cell ran with errors, at the bottom of
+    the panel when it did not run at all. Returns [(label, point, transform)] for
+    _place_labels, once the axes have their final limits."""
+    pending = []
     for condition in sorted(cells, key=lambda c: style.engine_sort_key(c.engine)):
         x = condition.get("connections")
         value = condition.median(metric)
         if not condition.metrics:
             label = f"{condition.engine}: {_short(condition.failed[0][1]) if condition.failed else 'failed'}"
-            point, coords = (x, 0.04), ax.get_xaxis_transform()
+            coords = ax.get_xaxis_transform()
             ax.plot([x], [0.04], transform=coords, label=FAILED_LABEL, clip_on=False, **FAILURE_STYLE)
-            failed += 1
-        else:
-            label = _error_label(condition)
-            if condition.failed:
-                label = f"{condition.engine}: {len(condition.failed)} repetition(s) failed"
-            if label is None or value is None:
-                continue
-            if log_y and value <= 0:
-                continue
-            point, coords = (x, value), ax.transData
-            ax.plot([x], [value], label=ERRORS_LABEL, **FAILURE_STYLE)
-            with_errors += 1
-        slot = stacked.setdefault(x, 0)
-        stacked[x] += 1
-        ax.annotate(label, point, xycoords=coords, xytext=(-6, 10 + 11 * slot), textcoords="offset points",
-                    ha="right", fontsize=7, color="#CC0000")
-    return failed, with_errors
+            pending.append((label, (x, 0.04), coords))
+            continue
+        label = _error_label(condition)
+        if condition.failed:
+            label = f"{condition.engine}: {len(condition.failed)} repetition(s) failed"
+        if label is None or value is None or (log_y and value <= 0):
+            continue
+        ax.plot([x], [value * scale], label=ERRORS_LABEL, **FAILURE_STYLE)
+        pending.append((label, (x, value * scale), ax.transData))
+    return pending
+
+
+def _place_labels(ax, pending):
+    """Each label beside its X, towards the inside of the panel; labels at one x kept at least
+    a line apart, so that the failures of several engines at one count stay readable."""
+    ax.autoscale_view()
+    to_axes = ax.transAxes.inverted()
+    points_per_pixel = 72.0 / ax.figure.dpi
+    placed = []
+    for label, point, coords in pending:
+        pixel = coords.transform(point)
+        fx, fy = to_axes.transform(pixel)
+        placed.append((point[0], fx > 0.5, fy > 0.5, pixel[1] * points_per_pixel, label, point, coords))
+    last = {}  # (x, down) -> where the previous label there went (points from the bottom)
+    for x, right, down, y, label, point, coords in sorted(placed, key=lambda p: (p[0], p[2], -p[3] if p[2] else p[3])):
+        wanted = y - 10 if down else y + 10
+        previous = last.get((x, down))
+        if previous is not None:
+            wanted = min(wanted, previous - 10) if down else max(wanted, previous + 10)
+        last[(x, down)] = wanted
+        ax.annotate(label, point, xycoords=coords, xytext=(-7 if right else 7, wanted - y),
+                    textcoords="offset points", ha="right" if right else "left", va="center", fontsize=7,
+                    color="#CC0000")
 
 
 def throughput_and_p99_vs_connections(results):
@@ -79,13 +95,13 @@ def throughput_and_p99_vs_connections(results):
     if with_memory:
         memory_ax = axes[2]
         draw.engine_lines(memory_ax, lines, MEMORY_METRIC, scale=1 / 1024)
-        style.format_axis(memory_ax, "concurrent connections (log scale)", "KiB per connection held", log_x=True,
-                          x_ticks=[c.get("connections") for c in cells])
-        memory_ax.set_ylim(bottom=0)
+        # Log scale: a process per connection costs hundreds of times a readiness loop's buffers.
+        style.format_axis(memory_ax, "concurrent connections (log scale)", "KiB per connection held (log)",
+                          log_x=True, log_y=True, x_ticks=[c.get("connections") for c in cells])
         memory_ax.set_title("server memory per connection\n(RSS growth over the idle server)", fontsize=10)
-    counts = _mark_failures(rate_ax, cells, "msgs_per_s", log_y=False)
-    _mark_failures(p99_ax, cells, "p99_us", log_y=True)
-    if not drawn and not counts[0]:
+    rate_failures = _mark_failures(rate_ax, cells, "msgs_per_s", 1.0, log_y=False)
+    p99_failures = _mark_failures(p99_ax, cells, "p99_us", 1e-3, log_y=True)
+    if not drawn and not rate_failures:
         raise NoData("the connection sweep has no throughput in its results")
     x_ticks = [c.get("connections") for c in cells]
     style.format_axis(rate_ax, "concurrent connections (log scale)", "echoes per second (msgs/s)", log_x=True,
@@ -93,8 +109,10 @@ def throughput_and_p99_vs_connections(results):
     rate_ax.set_ylim(bottom=0)
     style.format_axis(p99_ax, "concurrent connections (log scale)", "p99 latency (ms, log scale)", log_x=True,
                       log_y=True, x_ticks=x_ticks)
+    _place_labels(rate_ax, rate_failures)
+    _place_labels(p99_ax, p99_failures)
     rate_ax.set_title("throughput", fontsize=10)
-    p99_ax.set_title("p99 latency (from the intended send time)" if cells[0].get("mode") == "open"
+    p99_ax.set_title("p99 latency (from intended send)" if cells[0].get("mode") == "open"
                      else "p99 latency", fontsize=10)
     mode = cells[0].get("mode")
     load = (f"open loop at {style.human(cells[0].get('rate'))} msgs/s in total" if mode == "open"
