@@ -4,6 +4,7 @@
 // says exactly what produced it and two files can be checked for "same configuration".
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "core/address.h"
 #include "core/session.h"
 #include "core/socket.h"
+#include "loadgen/sources.h"
 
 namespace echolab {
 
@@ -66,6 +68,9 @@ struct LoadConfig {
   nanoseconds max_send_lag{std::chrono::milliseconds(5)};  // p99 of send lag; past it: invalid
   double max_cpu = 0.9;  // fraction of one core per generator thread; past it: invalid
   SocketOptions socket;
+  // --source-addresses: bind each tcp connection to one of these before connecting. Without
+  // it, addresses are added only when the ephemeral ports would run out (loadgen/sources.h).
+  std::optional<SourceRange> source_addresses;
 
   // The run never lasts longer than this (set-up excluded), even if the target stops
   // answering: warm-up + duration (or 10 min with --messages) + one timeout to drain + 5 s.

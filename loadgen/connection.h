@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 #include "core/address.h"
 #include "core/stats.h"
@@ -37,6 +38,8 @@ struct WorkerContext {
   TicketSource& tickets;
   int epoll_fd;
   std::size_t ring_capacity;  // messages one connection may hold in flight (a power of 2)
+  // Stream connections bind to sources[id % size] before connecting; empty: no bind.
+  std::span<const SocketAddress> sources;
 };
 
 // The send and receive buffers of one stream connection, sized from what it can have in

@@ -81,7 +81,7 @@ std::int64_t monotonic_ns() {
 }
 
 EventLoop::EventLoop(const LoadConfig& config, const ThreadPlan& plan, const SocketAddress& target,
-                     const PayloadPool& pool)
+                     const PayloadPool& pool, std::span<const SocketAddress> sources)
     : config_(config),
       plan_(plan),
       epoll_(::epoll_create1(EPOLL_CLOEXEC)),
@@ -93,7 +93,7 @@ EventLoop::EventLoop(const LoadConfig& config, const ThreadPlan& plan, const Soc
   }
   context_ = std::make_unique<WorkerContext>(WorkerContext{
       config, target, pool, sizes_, recorder_, syscalls_, *this, epoll_.get(),
-      ring_capacity(config, plan)});
+      ring_capacity(config, plan), sources});
   connections_.reserve(static_cast<std::size_t>(plan.connections));
   for (int i = 0; i < plan.connections; ++i) {
     const std::uint32_t id = plan.first_connection_id + static_cast<std::uint32_t>(i);

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "core/address.h"
@@ -45,8 +46,9 @@ enum class StopReason { duration, messages, time_limit, interrupted };
 
 class EventLoop final : public TicketSource {
  public:
+  // `sources`: see WorkerContext::sources; it must outlive the loop.
   EventLoop(const LoadConfig& config, const ThreadPlan& plan, const SocketAddress& target,
-            const PayloadPool& pool);
+            const PayloadPool& pool, std::span<const SocketAddress> sources = {});
   ~EventLoop();
 
   // Bytes a loop for `plan` allocates up front (connections, buffers, histograms), so that

@@ -106,7 +106,10 @@ po::options_description describe_options() {
     ("max-cpu", po::value<std::string>()->default_value("0.9"), "generator thread CPU share (0..1) past which the run is marked invalid")
     ("no-delay", po::value<bool>()->default_value(true), "TCP_NODELAY on client sockets")
     ("send-buffer", po::value<std::string>()->default_value("0"), "SO_SNDBUF bytes (0: kernel default)")
-    ("receive-buffer", po::value<std::string>()->default_value("0"), "SO_RCVBUF bytes (0: kernel default)");
+    ("receive-buffer", po::value<std::string>()->default_value("0"), "SO_RCVBUF bytes (0: kernel default)")
+    ("source-addresses", po::value<std::string>(), "tcp to a 127.0.0.0/8 target: bind connections round robin to these "
+                                                   "source addresses, a range 127.0.0.1-127.0.0.8 or a count 8 (default: "
+                                                   "more than one only when the ephemeral ports would run out)");
   // clang-format on
   return desc;
 }
@@ -275,6 +278,10 @@ void validate(LoadConfig& config) {
     // message in flight per socket a reply can only belong to that message.
     fail("--pipeline > 1 on raw datagrams is not supported: use --protocol framed, or more --connections");
   }
+  if (config.source_addresses && config.transport != Transport::tcp) {
+    fail("--source-addresses is for --transport tcp (it picks the IPv4 source address of each "
+         "connection), not " + std::string(to_string(config.transport)));
+  }
   if (config.size.min < kMessageHeaderSize) {
     fail("--size " + config.size.text + " is too small: every message carries a " +
          std::to_string(kMessageHeaderSize) + "-byte header (id, sequence number, checksum)");
@@ -400,6 +407,9 @@ ParsedCommand parse_command_line(const std::vector<std::string>& args) {
   config.socket.no_delay = get<bool>(vm, "no-delay");
   config.socket.send_buffer = int_option(vm, "send-buffer", 0, static_cast<int>(kMaxSocketBuffer));
   config.socket.receive_buffer = int_option(vm, "receive-buffer", 0, static_cast<int>(kMaxSocketBuffer));
+  if (vm.count("source-addresses")) {
+    config.source_addresses = parse_source_addresses(get<std::string>(vm, "source-addresses"));
+  }
   validate(config);
   return command;
 }

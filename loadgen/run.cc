@@ -20,6 +20,7 @@
 #include "core/stop.h"
 #include "loadgen/environment.h"
 #include "loadgen/event_loop.h"
+#include "loadgen/sources.h"
 
 namespace echolab {
 namespace {
@@ -106,12 +107,23 @@ std::vector<ThreadPlan> plan_threads(const LoadConfig& config) {
   return plans;
 }
 
+std::string limit_text(rlim_t limit) { return limit == RLIM_INFINITY ? "unlimited" : std::to_string(limit); }
+
+// What set-up decided on the run's behalf (a raised limit, extra source addresses): one line
+// each on stderr, since the JSON result's schema has no place for them yet.
+void print_note(const std::string& note) {
+  if (!note.empty()) {
+    std::cerr << ("echolab-loadgen: note: " + note + "\n") << std::flush;
+  }
+}
+
 std::string mebibytes(std::uint64_t bytes) { return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB"; }
 
 // Refuses, before anything is allocated or connected, a run this machine cannot hold:
 // buffers past half of the physical memory, or more sockets than RLIMIT_NOFILE lets the
 // process open (after raising the soft limit towards the hard one, which any process may).
-void check_resources(const LoadConfig& config, const std::vector<ThreadPlan>& plans) {
+// Returns a note saying so when it raised the limit, empty otherwise.
+std::string check_resources(const LoadConfig& config, const std::vector<ThreadPlan>& plans) {
   std::uint64_t bytes = 0;
   for (const ThreadPlan& plan : plans) {
     bytes += EventLoop::memory_estimate(config, plan);
@@ -134,19 +146,24 @@ void check_resources(const LoadConfig& config, const std::vector<ThreadPlan>& pl
   if (::getrlimit(RLIMIT_NOFILE, &files) != 0) {
     throw_sys_error("getrlimit RLIMIT_NOFILE");
   }
+  std::string note;
   if (files.rlim_cur != RLIM_INFINITY && files.rlim_cur < needed) {
     rlimit raised = files;
     raised.rlim_cur = files.rlim_max == RLIM_INFINITY ? needed : std::min(needed, files.rlim_max);
-    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) {
+    if (raised.rlim_cur >= needed && ::setrlimit(RLIMIT_NOFILE, &raised) == 0) {
+      note = "raised the RLIMIT_NOFILE soft limit from " + std::to_string(files.rlim_cur) + " to " +
+             std::to_string(raised.rlim_cur) + " (hard limit " + limit_text(files.rlim_max) + "): --connections " +
+             std::to_string(config.connections) + " needs " + std::to_string(needed) + " file descriptors";
       files = raised;
     }
   }
   if (files.rlim_cur != RLIM_INFINITY && files.rlim_cur < needed) {
     throw UsageError("--connections " + std::to_string(config.connections) + " needs " +
                      std::to_string(needed) + " file descriptors, but RLIMIT_NOFILE allows " +
-                     std::to_string(files.rlim_cur) + " (hard limit " + std::to_string(files.rlim_max) +
-                     "): use fewer --connections or raise the limit (ulimit -n)");
+                     std::to_string(files.rlim_cur) + " (hard limit " + limit_text(files.rlim_max) +
+                     "): use fewer --connections or raise the hard limit (ulimit -Hn, as root)");
   }
+  return note;
 }
 
 }  // namespace
@@ -167,12 +184,15 @@ SocketAddress probe_target(const LoadConfig& config) {
 RunResult run_load(const LoadConfig& config, const StatusCallback& on_status) {
   ignore_sigpipe();
   const std::vector<ThreadPlan> plans = plan_threads(config);
-  check_resources(config, plans);
+  const std::string limit_note = check_resources(config, plans);
   const SocketAddress target = probe_target(config);
+  const SourcePlan sources = plan_sources(config, target, read_port_range());
+  print_note(limit_note);
+  print_note(sources.note);
   const PayloadPool pool(config.size.max, config.seed);
   std::vector<std::unique_ptr<EventLoop>> loops;
   for (const ThreadPlan& plan : plans) {
-    loops.push_back(std::make_unique<EventLoop>(config, plan, target, pool));
+    loops.push_back(std::make_unique<EventLoop>(config, plan, target, pool, sources.addresses));
   }
 
   std::latch ready(static_cast<std::ptrdiff_t>(loops.size()));

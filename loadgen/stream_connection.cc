@@ -7,6 +7,7 @@
 
 #include "core/io.h"
 #include "core/socket.h"
+#include "loadgen/sources.h"
 
 namespace echolab {
 namespace {
@@ -80,6 +81,12 @@ void StreamConnection::connect(std::int64_t now) {
                                          context_.config.socket)) {
     connect_failed(err, now);
     return;
+  }
+  if (!context_.sources.empty()) {
+    if (int err = bind_source(fd_.get(), context_.sources[id_ % context_.sources.size()])) {
+      connect_failed(err, now);
+      return;
+    }
   }
   if (::connect(fd_.get(), target.get(), target.length) == 0) {
     if (int err = watch(fd_.get(), EPOLLIN)) {

@@ -1,9 +1,11 @@
 """One cell of a benchmark: a fresh echolab-server pinned to the server CPUs, the load
 generator pinned to the client CPUs, the server's process tree sampled meanwhile, then a
 SIGTERM and checks that it exited 0 and left nothing behind. Failures are results too."""
+import contextlib
 import json
 import os
 import re
+import resource
 import shlex
 import select
 import shutil
@@ -103,6 +105,74 @@ def loadgen_command(binaries, cell, target, json_path):
     return command
 
 
+# Descriptors beyond one per connection: the server's listener, epoll sets, eventfds, stats
+# file and stdio; the load generator's epoll sets, probe socket and outputs (it asks for its
+# threads + 16 itself).
+SERVER_SPARE_FDS = 64
+
+
+def descriptors_needed(cell):
+    connections = int(cell["connections"])
+    return connections + max(SERVER_SPARE_FDS, int(cell.get("loadgen_threads") or 1) + 16)
+
+
+def limit_value(value):
+    return "unlimited" if value == resource.RLIM_INFINITY else int(value)
+
+
+@contextlib.contextmanager
+def nofile_for(cell, limits):
+    """RLIMIT_NOFILE high enough for the cell's server and load generator, which inherit it
+    from this process: the soft limit is raised towards the hard one for the cell, and put
+    back after. What was used goes into `limits["nofile"]` (the cell's record), also when a
+    hard limit too low for the cell makes it a CellFailure with one line."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = descriptors_needed(cell)
+    used = limits["nofile"] = {"soft": limit_value(soft), "hard": limit_value(hard), "needed": needed,
+                               "raised_from": None}
+    raised = soft != resource.RLIM_INFINITY and soft < needed
+    if raised:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            raise CellFailure(f"RLIMIT_NOFILE hard limit {hard} is below the {needed} descriptors that "
+                              f"{cell['connections']} connections need: raise it (ulimit -Hn, as root)")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+        used.update(soft=needed, raised_from=soft)
+    try:
+        yield
+    finally:
+        if raised:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def memory_per_connection(cell, stats, sampler):
+    """The server's memory per connection: its peak RSS (whole process tree) over the cell's
+    connections, and the growth over the idle server (sampled before the load started) over
+    the connections it held at once, which for a capped engine is fewer than the cell's."""
+    connections = int(cell["connections"])
+    held = stats.get("connections_peak") if isinstance(stats.get("connections_peak"), int) else None
+    peak_rss, peak_pss = sampler.peak["rss_bytes"], sampler.peak["pss_bytes"]
+    idle_rss, idle_pss = sampler.start["rss_bytes"], sampler.start["pss_bytes"]
+
+    def per(value, count):
+        return round(value / count) if count else None
+
+    return {"connections": connections, "connections_held_at_peak": held,
+            "idle_rss_bytes": idle_rss, "peak_rss_bytes": peak_rss,
+            "rss_bytes": per(peak_rss, connections),
+            "rss_added_bytes": per(max(0, peak_rss - idle_rss), held),
+            "pss_added_bytes": per(max(0, peak_pss - idle_pss), held),
+            "note": "rss_bytes: peak RSS / connections; *_added_bytes: (peak - idle) / connections held at peak"}
+
+
+NOTE_PREFIX = "echolab-loadgen: note: "
+
+
+def loadgen_notes(stderr_bytes):
+    """What the load generator decided on the run's behalf (a raised limit, source addresses)."""
+    lines = stderr_bytes.decode(errors="replace").splitlines()
+    return [line[len(NOTE_PREFIX):] for line in lines if line.startswith(NOTE_PREFIX)]
+
+
 def _listen_address(cell, workdir):
     if cell["transport"].startswith("unix"):
         return "unix:" + os.path.join(workdir, "echolab.sock")
@@ -141,7 +211,9 @@ def run_echolab_cell(cell, binaries, cpus, workdir):
             loadgen = json.load(f)
         with open(stats_path) as f:
             stats = json.load(f)
-        return {"loadgen": loadgen, "server": {"stats": stats, "resources": sampler.result(), "exit": exit_info}}
+        server_record = {"stats": stats, "resources": sampler.result(), "exit": exit_info,
+                         "memory_per_connection": memory_per_connection(cell, stats, sampler)}
+        return {"loadgen": loadgen, "loadgen_notes": loadgen_notes(load.stderr), "server": server_record}
     finally:
         # Also after a clean exit: a worker that outlived the server must not outlive the cell.
         kill_group(server)
@@ -226,7 +298,9 @@ def run_cell(cell, binaries, cpus):
         if cell.get("reference") == "sockperf":
             record.update(run_sockperf_cell(cell, cpus))
         else:
-            record.update(run_echolab_cell(cell, binaries, cpus, workdir))
+            record["limits"] = {}
+            with nofile_for(cell, record["limits"]):
+                record.update(run_echolab_cell(cell, binaries, cpus, workdir))
     except (CellFailure, subprocess.TimeoutExpired, OSError, json.JSONDecodeError) as error:
         record["status"] = "failed"
         record["reason"] = str(error)

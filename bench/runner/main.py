@@ -3,6 +3,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,8 @@ def parse_args(argv):
         prog="echolab-bench",
         description="Run a matrix of echolab engines and loads; write one JSON per cell and a manifest.")
     parser.add_argument("--spec", default="quick",
-                        help="a shipped spec (quick, full, scaling, connect-cost, service-cost, udp) or a JSON file")
+                        help="a shipped spec (quick, full, engines, scaling, connections, connect-cost, service-cost, udp) "
+                             "or a JSON file")
     parser.add_argument("--out", default=os.path.join(REPO, "results"),
                         help="directory under which results/<run-id>/ is created")
     parser.add_argument("--run-id", help="name of the result set (default: UTC time and spec name)")
@@ -200,6 +202,10 @@ def main(argv=None):
                 "environment": environment(), "git_commit": git_commit(),
                 "build": build_info(binaries or per_side["A"]),
                 "start_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "engines": engine_table,
+                "limits": {"nofile": dict(zip(("soft", "hard"), map(cells_mod.limit_value,
+                                                                    resource.getrlimit(resource.RLIMIT_NOFILE))),
+                                          note="the runner's own; a cell raises the soft limit for its server "
+                                               "and load generator when it needs more (cells/<id>.json: limits)")},
                 "cells": []}
     if sides:
         manifest["sides"] = {side.name: side.to_json(build_info(per_side[side.name])) for side in sides}
@@ -217,6 +223,9 @@ def main(argv=None):
         record = cells_mod.run_cell(cell, per_side[side] if side else binaries, cpus)
         record["id"] = name
         entry = {"id": name, "file": f"cells/{name}.json", "status": record["status"]}
+        nofile = (record.get("limits") or {}).get("nofile") or {}
+        if nofile.get("raised_from") is not None:
+            entry["nofile_raised"] = {"from": nofile["raised_from"], "to": nofile["soft"]}
         if side:
             record["side"] = entry["side"] = side
         with open(os.path.join(out_dir, "cells", name + ".json"), "w") as f:

@@ -33,10 +33,12 @@ def _import_matplotlib():
 
 def figure_catalogue():
     """(file name, report title, function) in report order."""
-    from . import figures_cost, figures_latency, figures_load
+    from . import figures_connections, figures_cost, figures_latency, figures_load
     return [
         ("throughput_vs_connections", "Throughput vs connections (closed loop)",
          figures_load.throughput_vs_connections),
+        ("throughput_p99_vs_connections", "Throughput and p99 vs connections, failures marked",
+         figures_connections.throughput_and_p99_vs_connections),
         ("latency_spectrum", "Latency percentile spectrum", figures_latency.latency_spectrum),
         ("latency_vs_rate", "Latency vs offered rate (open loop)", figures_latency.latency_vs_rate),
         ("connection_setup_rate", "Connection set-up rate (connect mode)", figures_load.connection_setup_rate),

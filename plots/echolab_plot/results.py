@@ -82,6 +82,8 @@ def _server_metrics(record, connections):
         "peak_rss_bytes": number(resources.get("peak_rss_bytes")),
         "peak_pss_bytes": pss,
         "pss_per_connection_bytes": ratio(pss, connections),
+        # The runner's figure: the server's growth over its idle RSS per connection it held.
+        "rss_added_per_connection_bytes": number(dig(record, "server", "memory_per_connection", "rss_added_bytes")),
         "connections_refused": number(dig(stats, "counters", "connections_refused")),
     }
 

@@ -2,6 +2,7 @@
 whose server cannot start recorded as failed while the run goes on."""
 import json
 import os
+import shutil
 import sys
 import tempfile
 import unittest
@@ -160,6 +161,83 @@ class TinyRun(unittest.TestCase):
             validators["bench-cell"].validate(record)
             if "loadgen" in record and "loadgen-result" in validators:
                 validators["loadgen-result"].validate(record["loadgen"])
+
+
+
+def unlimited_stream_engine():
+    """A multiplexed stream engine with no cap and no descriptor limit, from the registry."""
+    for row in engines_mod.load_engine_table(SERVER):
+        if (row["available"] and row["serves"] == "streams" and row["concurrency"] == "multiplexed"
+                and row["descriptors_below"] is None and row["cap_option"] is None):
+            return row["name"]
+    raise unittest.SkipTest("no uncapped multiplexed stream engine in the registry")
+
+
+class FileLimits(unittest.TestCase):
+    """Under a soft RLIMIT_NOFILE of 256 (hard 4096): a cell of 300 connections runs with the
+    soft limit raised for its server and load generator, and says so; a cell of 5,000 cannot
+    (the hard limit is too low) and is recorded as failed with that one line."""
+
+    SOFT, HARD = 256, 4096
+
+    @classmethod
+    def setUpClass(cls):
+        if not shutil.which("prlimit"):
+            raise unittest.SkipTest("prlimit (util-linux) is not installed")
+        cls.tmp = tempfile.TemporaryDirectory(prefix="echolab-bench-test-")
+        spec = {"name": "nofile", "repetitions": 1,
+                "defaults": {"warmup_s": 0.2, "duration_s": 0.5, "timeout_s": 1.0, "mode": "open", "rate": 3000},
+                "matrix": [{"engine": unlimited_stream_engine(), "connections": [300, 5000]}]}
+        cls.completed = run_bench(spec, cls.tmp.name, "nofile", timeout=120,
+                                  prefix=["prlimit", f"--nofile={cls.SOFT}:{cls.HARD}"])
+        cls.out = os.path.join(cls.tmp.name, "nofile")
+        with open(os.path.join(cls.out, "manifest.json")) as f:
+            cls.manifest = json.load(f)
+        cls.entries = {entry["id"].split("_")[3]: entry for entry in cls.manifest["cells"]}
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def record(self, connections):
+        with open(os.path.join(self.out, self.entries[f"c{connections}"]["file"])) as f:
+            return json.load(f)
+
+    def test_the_soft_limit_is_raised_for_the_cell_and_recorded(self):
+        self.assertEqual(self.completed.returncode, 0, self.completed.stderr)
+        record = self.record(300)
+        self.assertEqual(record["status"], "ok", record.get("reason"))
+        self.assertEqual(record["limits"]["nofile"], {"soft": 364, "hard": self.HARD, "needed": 364,
+                                                      "raised_from": self.SOFT})
+        self.assertEqual(self.entries["c300"]["nofile_raised"], {"from": self.SOFT, "to": 364})
+        self.assertEqual(record["loadgen"]["errors"]["total"], 0, record["loadgen"]["errors"])
+        self.assertGreaterEqual(record["server"]["stats"]["connections_peak"], 300)
+        # The runner's own limit is put back after the cell: the manifest shows it unchanged.
+        self.assertEqual(self.manifest["limits"]["nofile"]["soft"], self.SOFT)
+
+    def test_a_hard_limit_too_low_fails_the_cell_with_one_line(self):
+        record = self.record(5000)
+        self.assertEqual(record["status"], "failed")
+        self.assertEqual(len(record["reason"].splitlines()), 1, record["reason"])
+        self.assertIn(f"RLIMIT_NOFILE hard limit {self.HARD} is below the 5064 descriptors", record["reason"])
+        self.assertEqual(record["limits"]["nofile"]["hard"], self.HARD)
+
+    def test_memory_per_connection_is_in_the_cell(self):
+        memory = self.record(300)["server"]["memory_per_connection"]
+        self.assertEqual(memory["connections"], 300)
+        self.assertGreater(memory["rss_bytes"], 0)
+        self.assertEqual(memory["rss_bytes"], round(memory["peak_rss_bytes"] / 300))
+        self.assertGreaterEqual(memory["connections_held_at_peak"], 300)
+        self.assertIsNotNone(memory["rss_added_bytes"])
+
+    def test_result_set_is_schema_valid(self):
+        try:
+            validators = schema_check.load_validators()
+        except ImportError:
+            self.skipTest("python3-jsonschema is not installed")
+        validators["bench-manifest"].validate(self.manifest)
+        for connections in (300, 5000):
+            validators["bench-cell"].validate(self.record(connections))
 
 
 if __name__ == "__main__":

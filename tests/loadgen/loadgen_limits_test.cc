@@ -71,6 +71,42 @@ TEST(LoadgenLimits, MoreConnectionsThanFileDescriptorsAreRefused) {
   expect_one_line(run, 2, "RLIMIT_NOFILE");
 }
 
+// A soft RLIMIT_NOFILE of 64 under a hard one of 4096, and 200 connections: the generator
+// raises its soft limit to what the run needs, says so in one line on stderr (what it was,
+// what it became), and every echo comes back verified.
+TEST(LoadgenLimits, ALowSoftFileLimitIsRaisedAndSaidSo) {
+  TempDir dir("loadgen-limits");
+  EchoServerProcess server = start_echolab_server("select", "tcp", "framed", "127.0.0.1:0");
+  SpawnOptions options;
+  options.limits.push_back({RLIMIT_NOFILE, 64, 4096});
+  const LoadgenOutcome run = run_loadgen(
+      dir, {"--target", server.ready().address, "-c", "200", "--warmup", "0", "--duration", "0.3s",
+            "--quiet", "--no-status"},
+      milliseconds(30'000), options);
+  ASSERT_TRUE(run.status.success()) << run.describe();
+  EXPECT_EQ(run.json["config"]["connections"], 200) << run.describe();
+  EXPECT_EQ(loadgen_count(run.json, "errors", "total"), 0u) << run.describe();
+  EXPECT_GT(loadgen_count(run.json, "messages", "received"), 0u) << run.describe();
+  const auto lines = split_lines(run.err);
+  ASSERT_EQ(lines.size(), 1u) << run.describe();
+  EXPECT_NE(lines[0].find("raised the RLIMIT_NOFILE soft limit from 64 to 217 (hard limit 4096)"),
+            std::string::npos)
+      << lines[0];
+}
+
+// The hard limit too low for the run: one line naming both limits, before any connect.
+TEST(LoadgenLimits, AHardFileLimitTooLowIsOneLineNamingIt) {
+  TempDir dir("loadgen-limits");
+  EchoServerProcess server = start_echolab_server("select", "tcp", "framed", "127.0.0.1:0");
+  SpawnOptions options;
+  options.limits.push_back({RLIMIT_NOFILE, 64, 128});
+  const LoadgenOutcome run = run_loadgen(
+      dir, {"--target", server.ready().address, "-c", "200", "--warmup", "0", "--duration", "0.2s",
+            "--quiet", "--no-status"},
+      milliseconds(30'000), options);
+  expect_one_line(run, 2, "RLIMIT_NOFILE allows 64 (hard limit 128)");
+}
+
 // 100,000 connections of 16 MiB messages need terabytes: refused up front with what it
 // would take. (RLIMIT_AS keeps a regression from eating the machine's memory first.)
 TEST(LoadgenLimits, MoreMemoryThanTheMachineHasIsRefused) {

@@ -10,6 +10,7 @@ import html.parser
 import importlib
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -23,7 +24,7 @@ SOURCE_DIR = os.path.abspath(sys.argv.pop(1) if len(sys.argv) > 1 else
                              os.path.join(os.path.dirname(__file__), "..", ".."))
 PLOT = os.path.join(SOURCE_DIR, "plots", "echolab-plot")
 RESULTS = os.path.join(SOURCE_DIR, "tests", "data", "small-results")
-FIGURES = ["throughput_vs_connections", "latency_spectrum", "latency_vs_rate", "connection_setup_rate",
+FIGURES = ["throughput_vs_connections", "throughput_p99_vs_connections", "latency_spectrum", "latency_vs_rate", "connection_setup_rate",
            "server_cost", "service_cost", "datagram_load"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -197,6 +198,73 @@ class Errors(unittest.TestCase):
         with open(PLOT) as f:
             self.assertEqual(f.readline().strip(), "#!/usr/bin/python3")
         self.assertTrue(os.access(PLOT, os.X_OK))
+
+
+class ConnectionSweep(unittest.TestCase):
+    """Throughput and p99 vs connections: every engine drawn, and a red ✕ with a label where a
+    cell failed: on the point when the client counted errors, at the bottom when it did not run."""
+
+    SWEEP = re.compile(r"^(select|thread)_tcp_closed_c(1|8)_s64_r\d$")
+    REASON = "RLIMIT_NOFILE hard limit 4096 is below the 5064 descriptors that 5000 connections need"
+
+    @classmethod
+    def damage(cls, record):
+        if record["id"].startswith("thread_tcp_closed_c8"):
+            record.update(status="failed", reason=cls.REASON)
+            record.pop("loadgen", None)
+            record.pop("server", None)
+        if record["id"].startswith("select_tcp_closed_c8"):
+            record["loadgen"]["errors"].update(total=500, connect_refused=500)
+        if record.get("server"):
+            record["server"]["memory_per_connection"] = {"rss_added_bytes": 2048}
+        return record
+
+    def test_failures_are_marked_where_they_happened(self):
+        sys.path.insert(0, os.path.join(SOURCE_DIR, "plots"))
+        import matplotlib
+        matplotlib.use("Agg")
+        from echolab_plot import figures_connections, results, style
+        with tempfile.TemporaryDirectory() as scratch:
+            copy_results(scratch, keep=lambda i: bool(self.SWEEP.match(i)), edit=self.damage)
+            result_set = results.ResultSet(scratch)
+            style.use_engine_order(result_set.engine_order)
+            figure, caption = figures_connections.throughput_and_p99_vs_connections(result_set)
+            run = run_plot(scratch, "--out", os.path.join(scratch, "out"))
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertIn("throughput_p99_vs_connections.png", run.stdout)
+        rate_ax, p99_ax = figure.axes[:2]
+        self.assertEqual(rate_ax.get_xscale(), "log")
+        self.assertEqual(p99_ax.get_yscale(), "log")
+        for ax in (rate_ax, p99_ax):
+            labels = [text.get_text() for text in ax.texts]
+            self.assertIn("select: 500 errors (connect refused)", labels)
+            self.assertTrue(any(label.startswith("thread: RLIMIT_NOFILE hard limit 4096") for label in labels),
+                            labels)
+            lines = {line.get_label(): line for line in ax.get_lines()}
+            self.assertIn(figures_connections.FAILED_LABEL, lines)
+            self.assertIn(figures_connections.ERRORS_LABEL, lines)
+            self.assertEqual(list(lines[figures_connections.ERRORS_LABEL].get_xdata()), [8])
+            self.assertEqual(list(lines[figures_connections.FAILED_LABEL].get_xdata()), [8])
+        # Both engines are drawn, thread through its one measured point; the runner's memory
+        # per connection (2 KiB in every cell here) gets a panel of its own.
+        self.assertEqual({container.get_label() for container in rate_ax.containers}, {"select", "thread"})
+        self.assertEqual(len(figure.axes), 3)
+        # errorbar() labels its container; the container's first line is the one through the medians.
+        memory = {container.get_label(): list(container.lines[0].get_ydata())
+                  for container in figure.axes[2].containers}
+        self.assertEqual(memory["select"], [2.0, 2.0])
+        self.assertEqual(memory["thread"], [2.0])
+        self.assertIn("✕", caption)
+
+    def test_one_connection_count_is_not_a_sweep(self):
+        sys.path.insert(0, os.path.join(SOURCE_DIR, "plots"))
+        import matplotlib
+        matplotlib.use("Agg")
+        from echolab_plot import figure as figure_mod, figures_connections, results
+        with tempfile.TemporaryDirectory() as scratch:
+            copy_results(scratch, keep=lambda i: i.startswith("select_tcp_closed_c8_s64_r"))
+            with self.assertRaises(figure_mod.NoData):
+                figures_connections.throughput_and_p99_vs_connections(results.ResultSet(scratch))
 
 
 class EngineVariants(unittest.TestCase):
