@@ -58,16 +58,20 @@ TEST(LoadgenLimits, AnUnkeepableRateStillEndsOnTimeWithAResult) {
   EXPECT_LT(took, std::chrono::seconds(8)) << run.describe();
 }
 
+// 200 connections to a select server, the load generator under RLIMIT_NOFILE soft:hard.
+LoadgenOutcome run_under_file_limit(TempDir& dir, rlim_t soft, rlim_t hard, const char* duration) {
+  EchoServerProcess server = start_echolab_server("select", "tcp", "framed", "127.0.0.1:0");
+  SpawnOptions options;
+  options.limits.push_back({RLIMIT_NOFILE, soft, hard});
+  return run_loadgen(dir, {"--target", server.ready().address, "-c", "200", "--warmup", "0", "--duration", duration,
+                           "--quiet", "--no-status"},
+                     milliseconds(30'000), options);
+}
+
 // RLIMIT_NOFILE 64 and 200 connections: one line naming the limit, before any connect.
 TEST(LoadgenLimits, MoreConnectionsThanFileDescriptorsAreRefused) {
   TempDir dir("loadgen-limits");
-  EchoServerProcess server = start_echolab_server("select", "tcp", "framed", "127.0.0.1:0");
-  SpawnOptions options;
-  options.limits.push_back({RLIMIT_NOFILE, 64, 64});
-  const LoadgenOutcome run = run_loadgen(
-      dir, {"--target", server.ready().address, "-c", "200", "--warmup", "0", "--duration", "0.2s",
-            "--quiet", "--no-status"},
-      milliseconds(30'000), options);
+  const LoadgenOutcome run = run_under_file_limit(dir, 64, 64, "0.2s");
   expect_one_line(run, 2, "RLIMIT_NOFILE");
 }
 
@@ -76,13 +80,7 @@ TEST(LoadgenLimits, MoreConnectionsThanFileDescriptorsAreRefused) {
 // what it became), and every echo comes back verified.
 TEST(LoadgenLimits, ALowSoftFileLimitIsRaisedAndSaidSo) {
   TempDir dir("loadgen-limits");
-  EchoServerProcess server = start_echolab_server("select", "tcp", "framed", "127.0.0.1:0");
-  SpawnOptions options;
-  options.limits.push_back({RLIMIT_NOFILE, 64, 4096});
-  const LoadgenOutcome run = run_loadgen(
-      dir, {"--target", server.ready().address, "-c", "200", "--warmup", "0", "--duration", "0.3s",
-            "--quiet", "--no-status"},
-      milliseconds(30'000), options);
+  const LoadgenOutcome run = run_under_file_limit(dir, 64, 4096, "0.3s");
   ASSERT_TRUE(run.status.success()) << run.describe();
   EXPECT_EQ(run.json["config"]["connections"], 200) << run.describe();
   EXPECT_EQ(loadgen_count(run.json, "errors", "total"), 0u) << run.describe();
@@ -97,13 +95,7 @@ TEST(LoadgenLimits, ALowSoftFileLimitIsRaisedAndSaidSo) {
 // The hard limit too low for the run: one line naming both limits, before any connect.
 TEST(LoadgenLimits, AHardFileLimitTooLowIsOneLineNamingIt) {
   TempDir dir("loadgen-limits");
-  EchoServerProcess server = start_echolab_server("select", "tcp", "framed", "127.0.0.1:0");
-  SpawnOptions options;
-  options.limits.push_back({RLIMIT_NOFILE, 64, 128});
-  const LoadgenOutcome run = run_loadgen(
-      dir, {"--target", server.ready().address, "-c", "200", "--warmup", "0", "--duration", "0.2s",
-            "--quiet", "--no-status"},
-      milliseconds(30'000), options);
+  const LoadgenOutcome run = run_under_file_limit(dir, 64, 128, "0.2s");
   expect_one_line(run, 2, "RLIMIT_NOFILE allows 64 (hard limit 128)");
 }
 
