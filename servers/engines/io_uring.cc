@@ -69,6 +69,10 @@ struct Client {
   std::vector<std::byte> pending;
   bool receiving = false;     // a multishot recv is armed, until a completion without F_MORE
   bool recv_cancelled = false;
+  // Once back-pressure has cancelled its multishot recv, a connection receives with one recv
+  // at a time: on Linux 6.18 a multishot recv armed again after such a cancel was seen to
+  // miss the peer's reset (RST) and wait forever, keeping the connection open.
+  bool one_shot = false;
   bool sending = false;       // a send from session.output() is in flight
   bool peer_done = false;     // the peer ended its input (recv returned 0)
   bool session_done = false;  // commit_received said close (protocol error, work cutoff)
@@ -466,7 +470,11 @@ class UringLoop {
 
   void arm_recv(Client& client) {
     if (io_uring_sqe* sqe = next_sqe()) {
-      io_uring_prep_recv_multishot(sqe, client.fd.get(), nullptr, 0, 0);
+      if (client.one_shot) {
+        io_uring_prep_recv(sqe, client.fd.get(), nullptr, 0, 0);
+      } else {
+        io_uring_prep_recv_multishot(sqe, client.fd.get(), nullptr, 0, 0);
+      }
       sqe->flags |= IOSQE_BUFFER_SELECT;
       sqe->buf_group = kBufferGroup;
       io_uring_sqe_set_data64(sqe, tag_of(client, kRecvOp));
@@ -480,6 +488,7 @@ class UringLoop {
         io_uring_prep_cancel64(sqe, tag_of(client, kRecvOp), 0);
         io_uring_sqe_set_data64(sqe, kIgnore);
         client.recv_cancelled = true;
+        client.one_shot = true;
       }
     }
   }
