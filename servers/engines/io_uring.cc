@@ -55,6 +55,7 @@ constexpr std::chrono::seconds kCancelWait{1};  // for cancelled requests to com
 enum Tag : std::uint64_t { kIgnore = 0, kAccept = 1, kListenerPoll = 2, kWakePoll = 3 };
 constexpr std::uint64_t kRecvOp = 1;
 constexpr std::uint64_t kSendOp = 2;
+constexpr std::uint64_t kEndOp = 3;
 constexpr std::uint64_t kOpMask = 7;
 
 struct Client {
@@ -69,10 +70,12 @@ struct Client {
   std::vector<std::byte> pending;
   bool receiving = false;     // a multishot recv is armed, until a completion without F_MORE
   bool recv_cancelled = false;
-  // Once back-pressure has cancelled its multishot recv, a connection receives with one recv
-  // at a time: on Linux 6.18 a multishot recv armed again after such a cancel was seen to
-  // miss the peer's reset (RST) and wait forever, keeping the connection open.
+  // One recv at a time instead of a multishot one, once back-pressure cancelled it or the
+  // peer's end (FIN or RST) was seen: on Linux 6.18 a multishot recv was seen to miss an end
+  // that came right after data (or after such a cancel) and wait forever, keeping the
+  // connection open. A one-shot recv always reads what is left, then the end.
   bool one_shot = false;
+  bool watching_end = false;  // a poll for the peer's end (POLLRDHUP, POLLHUP, POLLERR) is armed
   bool sending = false;       // a send from session.output() is in flight
   bool peer_done = false;     // the peer ended its input (recv returned 0)
   bool session_done = false;  // commit_received said close (protocol error, work cutoff)
@@ -275,7 +278,9 @@ class UringLoop {
         break;
     }
     Client& client = *reinterpret_cast<Client*>(data & ~kOpMask);
-    if ((data & kOpMask) == kRecvOp) {
+    if ((data & kOpMask) == kEndOp) {
+      on_peer_end(client);
+    } else if ((data & kOpMask) == kRecvOp) {
       on_received(client, cqe);
     } else {
       on_sent(client, cqe.res);
@@ -353,7 +358,13 @@ class UringLoop {
     ++live_clients_;
     clients_[index] = std::make_unique<Client>(std::move(fd), context_.config.protocol,
                                                Clock::now() + context_.config.idle_timeout);
-    settle(*clients_[index]);
+    Client& client = *clients_[index];
+    if (io_uring_sqe* sqe = next_sqe()) {
+      io_uring_prep_poll_add(sqe, client.fd.get(), POLLRDHUP);
+      io_uring_sqe_set_data64(sqe, tag_of(client, kEndOp));
+      client.watching_end = true;
+    }
+    settle(client);
   }
 
   void on_received(Client& client, const io_uring_cqe& cqe) {
@@ -378,6 +389,16 @@ class UringLoop {
       // settle() re-arms the recv. Anything else ends the connection.
       fail_client(client, cqe.res);
     }
+  }
+
+  // The peer ended its input or reset: what it sent before is read by one-shot recvs, which
+  // then see the end (see Client::one_shot).
+  void on_peer_end(Client& client) {
+    client.watching_end = false;
+    if (!client.closing) {
+      client.one_shot = true;
+      stop_receiving(client);
+    }  // settle() arms a one-shot recv once the multishot one has ended
   }
 
   void on_sent(Client& client, int result) {
@@ -438,7 +459,7 @@ class UringLoop {
     if (!client.closing) {
       advance(client);
     }
-    if (client.closing && !client.receiving && !client.sending) {
+    if (client.closing && !client.receiving && !client.sending && !client.watching_end) {
       free_client(client);
     }
   }
@@ -510,7 +531,7 @@ class UringLoop {
       return;
     }
     client.closing = true;
-    if (client.receiving || client.sending) {
+    if (client.receiving || client.sending || client.watching_end) {
       if (io_uring_sqe* sqe = next_sqe()) {
         io_uring_prep_cancel_fd(sqe, client.fd.get(), IORING_ASYNC_CANCEL_ALL);
         io_uring_sqe_set_data64(sqe, kIgnore);
