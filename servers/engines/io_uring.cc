@@ -2,7 +2,9 @@
 // Completions, not readiness: one multishot accept per ring hands over new connections, one
 // multishot recv per connection fills buffers the kernel picks from a provided buffer ring,
 // and each send is submitted from the session's output; a loop enters the kernel once per
-// batch of completions, to submit and wait in the same call (io_uring_enter).
+// batch of completions, to submit and wait in the same call (io_uring_enter). A poll for the
+// peer's end switches a connection to one-shot recvs (see Client::one_shot), as does
+// back-pressure, which cancels its multishot recv.
 // Limits: Linux 6.0 (multishot recv, buffer rings) unless seccomp forbids io_uring; received
 // bytes are copied once from the ring's buffers into the session; an LD_PRELOAD shim on libc's
 // send/recv sees none of its socket I/O. Shares and the reset-at-close of a listener's queue
