@@ -103,6 +103,8 @@ void log_peer(const SocketAddress& peer) {
 
 void set_connection_logging(bool on) { g_log_connections.store(on); }
 
+bool connection_logging() { return g_log_connections.load(std::memory_order_relaxed); }
+
 IoResult receive_some(int fd, std::span<std::byte> buffer, Counters& counters) {
   for (;;) {
     counters.count(Syscall::recv);

@@ -107,6 +107,8 @@ struct AcceptResult {
 
 // Logs each accepted connection's peer on stderr ("echolab-server: accepted [::1]:5000").
 void set_connection_logging(bool on);
+// Whether it does: an engine that accepts without accept_connection must then use it.
+[[nodiscard]] bool connection_logging();
 
 // Reserves the spare descriptor accept_connection uses on EMFILE. Call once at start-up.
 void reserve_spare_fd();

@@ -78,6 +78,8 @@ std::string_view to_string(Syscall call) {
       return "eventfd_read";
     case Syscall::eventfd_write:
       return "eventfd_write";
+    case Syscall::io_uring_enter:
+      return "io_uring_enter";
     case Syscall::kCount:
       break;
   }

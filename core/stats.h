@@ -29,6 +29,7 @@ enum class Syscall : int {
   thread_create,
   eventfd_read,   // a reactor collecting finished work (reactor-pool)
   eventfd_write,  // a pool worker waking the reactor
+  io_uring_enter,  // submitting to and waiting on an io_uring: its only system call per batch
   kCount
 };
 [[nodiscard]] std::string_view to_string(Syscall call);

@@ -102,8 +102,14 @@ struct EngineInfo {
   // waiting on it.
   bool offers_accept_lock = false;
   DescriptorLimit descriptors{};        // the descriptors it can watch at all
+  // Its socket I/O is libc's send/recv family, which an LD_PRELOAD shim can intercept;
+  // false when the kernel moves the bytes itself (io_uring), out of any shim's sight.
+  bool socket_io_through_libc = true;
   // A real probe: can this engine run on this machine and build?
   bool (*available)() = always_available;
+  // What `available` probes for, said when it fails ("" : nothing beyond the engine's own
+  // system calls).
+  std::string_view needs{};
   // Serves until stop_requested(), then closes or finishes its connections, reaps its
   // children and joins its threads before returning. Throws std::system_error only when it
   // cannot start (a failed pool spawn at start-up, say).
@@ -117,5 +123,8 @@ struct EngineInfo {
 [[nodiscard]] std::vector<Transport> served_transports(const EngineInfo& engine);
 // "tcp, unix-stream": the same as text.
 [[nodiscard]] std::string transport_list(const EngineInfo& engine);
+// The one line said when `engine` cannot run here (its available() is false): which engine,
+// and what it needs (its row's `needs`), for the server's refusal and the tests' skips.
+[[nodiscard]] std::string unavailable_reason(const EngineInfo& engine);
 
 }  // namespace echolab

@@ -44,6 +44,7 @@ nlohmann::json engine_table() {
                                                                         : nlohmann::json(engine.descriptors.below)},
                      {"reuse_port_listener", engine.reuse_port_listener},
                      {"offers_accept_lock", engine.offers_accept_lock},
+                     {"socket_io_through_libc", engine.socket_io_through_libc},
                      {"available", engine.available()}});
   }
   return table;

@@ -143,7 +143,7 @@ ServerCommandLine parse_server_command_line(int argc, const char* const* argv) {
                      ": it serves " + transport_list(*engine));
   }
   if (!engine->available()) {
-    throw UsageError("engine " + line.engine + " is not available on this machine");
+    throw UsageError(unavailable_reason(*engine));
   }
   const auto protocol = parse_protocol(values["protocol"].as<std::string>());
   if (!protocol) {

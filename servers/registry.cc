@@ -187,6 +187,29 @@ constexpr std::array kEngines = {
      .concurrency = Concurrency::multiplexed,
      .cap_option = "--workers",
      .run = run_reactor_pool},
+#if ECHOLAB_WITH_URING
+    EngineInfo{
+     .name = "io-uring",
+     .pattern =
+         "`--workers` threads, each its own `io_uring` and `SO_REUSEPORT` listener: a multishot "
+         "accept, a multishot recv per connection into a provided buffer ring, sends from the "
+         "session's output",
+     .concurrency_source =
+         "completions, not readiness: each loop enters the kernel once per batch, to submit and "
+         "wait in one call",
+     .costs =
+         "one copy of received bytes out of the ring's buffers; Linux 6.0, and no seccomp policy "
+         "forbidding `io_uring`; shares as uneven as epoll-reuseport's",
+     .serves = Serves::streams,
+     .transports = kStreams,
+     .concurrency = Concurrency::multiplexed,
+     .cap_option = "--workers",
+     .reuse_port_listener = true,
+     .socket_io_through_libc = false,
+     .available = io_uring_available,
+     .needs = "io_uring with multishot recv and provided buffer rings (Linux 6.0), not forbidden by a seccomp policy",
+     .run = run_io_uring},
+#endif
 };
 
 }  // namespace
@@ -234,6 +257,14 @@ std::string transport_list(const EngineInfo& engine) {
     list += (list.empty() ? "" : ", ") + std::string(to_string(transport));
   }
   return list;
+}
+
+std::string unavailable_reason(const EngineInfo& engine) {
+  std::string reason = "engine " + std::string(engine.name) + " is not available on this machine";
+  if (!engine.needs.empty()) {
+    reason += ": it needs " + std::string(engine.needs);
+  }
+  return reason;
 }
 
 }  // namespace echolab

@@ -19,9 +19,15 @@ void run_epoll(EngineContext& context);
 void run_epoll_reuseport(EngineContext& context);
 void run_epoll_exclusive(EngineContext& context);
 void run_reactor_pool(EngineContext& context);
+#if ECHOLAB_WITH_URING
+void run_io_uring(EngineContext& context);
+#endif
 
 // Real probes for the registry's `available`: can this kernel do what the engine needs?
 bool reuse_port_available();
 bool epoll_exclusive_available();
+#if ECHOLAB_WITH_URING
+bool io_uring_available();
+#endif
 
 }  // namespace echolab

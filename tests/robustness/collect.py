@@ -104,6 +104,10 @@ REGRESSION_CLASSES = [
      ["robustness_signals_test", "robustness_sigterm_test"]),
     ("work handed to reactor-pool's workers keeps each connection's order, is not idle, and drains at a stop",
      ["engine_reactor_pool_test", "session_test"]),
+    ("short sends through small socket buffers lose no byte, where no libc shim can see the I/O (io_uring) too",
+     ["robustness_short_send_test"]),
+    ("an engine whose probe fails (io_uring under a seccomp policy) is refused in one line, not started",
+     ["engine_unavailable_test"]),
 ]
 
 

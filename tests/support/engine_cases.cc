@@ -136,7 +136,7 @@ std::string skip_reason(std::string_view engine) {
     return "engine " + std::string(engine) + " is not in the table";
   }
   if (info->available != nullptr && !info->available()) {
-    return "engine " + std::string(engine) + " is not available on this machine";
+    return unavailable_reason(*info);
   }
   return {};
 }
