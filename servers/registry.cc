@@ -16,6 +16,25 @@ constexpr TransportSet kStreams{Transport::tcp, Transport::unix_stream};
 constexpr TransportSet kTcp{Transport::tcp};
 constexpr TransportSet kDatagrams{Transport::udp, Transport::unix_dgram};
 
+// The io-uring engine is built only where liburing is found. Without it its row stays, so
+// that every layer still knows the engine: it is listed, refused and skipped as unavailable,
+// saying what it needs, and never run.
+struct OptionalEngine {
+  bool (*available)();
+  std::string_view needs;
+  void (*run)(EngineContext& context);
+};
+#if ECHOLAB_WITH_URING
+constexpr OptionalEngine kIoUring{
+    io_uring_available,
+    "io_uring with multishot recv and provided buffer rings (Linux 6.0), not forbidden by a seccomp policy",
+    run_io_uring};
+#else
+bool not_built() { return false; }
+constexpr OptionalEngine kIoUring{
+    not_built, "a build with liburing (Debian: liburing-dev; the CMake option ECHOLAB_WITH_URING)", nullptr};
+#endif
+
 constexpr std::array kEngines = {
     EngineInfo{
      .name = "iterative",
@@ -187,7 +206,6 @@ constexpr std::array kEngines = {
      .concurrency = Concurrency::multiplexed,
      .cap_option = "--workers",
      .run = run_reactor_pool},
-#if ECHOLAB_WITH_URING
     EngineInfo{
      .name = "io-uring",
      .pattern =
@@ -206,10 +224,9 @@ constexpr std::array kEngines = {
      .cap_option = "--workers",
      .reuse_port_listener = true,
      .socket_io_through_libc = false,
-     .available = io_uring_available,
-     .needs = "io_uring with multishot recv and provided buffer rings (Linux 6.0), not forbidden by a seccomp policy",
-     .run = run_io_uring},
-#endif
+     .available = kIoUring.available,
+     .needs = kIoUring.needs,
+     .run = kIoUring.run},
 };
 
 }  // namespace
