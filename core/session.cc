@@ -12,10 +12,27 @@ constexpr std::size_t kMinReceiveSpace = 4 * 1024;
 // An idle connection keeps at most this much; a burst of big frames may grow it further.
 constexpr std::size_t kRetainedBuffer = 256 * 1024;
 
+// A datagram is one whole message: at least a header, its length the datagram's size.
+bool well_formed_sockperf(std::span<const std::byte> datagram, std::uint32_t max_frame) {
+  if (datagram.size() < kSockperfHeaderSize) {
+    return false;
+  }
+  const std::uint32_t length = decode_sockperf_header(datagram.data()).length;
+  return length == datagram.size() && length <= max_frame;
+}
+
 }  // namespace
 
 std::string_view to_string(Protocol protocol) {
-  return protocol == Protocol::framed ? "framed" : "raw";
+  switch (protocol) {
+    case Protocol::framed:
+      return "framed";
+    case Protocol::raw:
+      return "raw";
+    case Protocol::sockperf:
+      return "sockperf";
+  }
+  return "?";
 }
 
 std::optional<Protocol> parse_protocol(std::string_view text) {
@@ -25,17 +42,21 @@ std::optional<Protocol> parse_protocol(std::string_view text) {
   if (text == "raw") {
     return Protocol::raw;
   }
+  if (text == "sockperf") {
+    return Protocol::sockperf;
+  }
   return std::nullopt;
 }
 
 StreamSession::StreamSession(const ProtocolConfig& config)
-    : config_(&config), decoder_(config.max_frame) {}
+    : config_(&config), decoder_(config.max_frame), sockperf_decoder_(config.max_frame) {}
 
 void StreamSession::make_room() {
   // Once a frame's header is in, its payload gets all the room it still needs in one step:
   // exactly its announced size, not a doubling that may reserve twice max_frame, and no
   // second reservation for its last bytes (two copies of a frame, however briefly).
-  const std::size_t remaining = decoder_.remaining();
+  const std::size_t remaining =
+      config_->protocol == Protocol::sockperf ? sockperf_decoder_.remaining() : decoder_.remaining();
   const std::size_t want = remaining > 0 ? remaining : kMinReceiveSpace;
   if (capacity_ - filled_ >= want) {
     return;
@@ -110,6 +131,10 @@ bool StreamSession::commit_received(std::size_t n, Counters& counters) {
     ready_end_ = owed_end_ = filled_;
     return true;
   }
+  if (config_->protocol == Protocol::sockperf) {
+    commit_sockperf(base, n, counters);
+    return !closing_;
+  }
   const auto status = deferred_ ? decoder_.scan(fresh,
                                                 [&](std::size_t end, std::uint32_t) {
                                                   progress_ = true;
@@ -126,6 +151,43 @@ bool StreamSession::commit_received(std::size_t n, Counters& counters) {
     closing_ = true;
   }
   return !closing_;
+}
+
+void StreamSession::commit_sockperf(std::size_t base, std::size_t n, Counters& counters) {
+  // Between reads the message still arriving starts at owed_end_: the kept messages end
+  // there, and those that wanted no reply were cut out as they completed. Kept messages
+  // slide down over the cut ones, so a read of only answered messages moves nothing.
+  std::byte* const buffer = buffer_.get();
+  std::size_t start = owed_end_;  // where the message being scanned starts
+  const auto status = sockperf_decoder_.scan(
+      std::span<const std::byte>(buffer + base, n), [&](std::size_t end, bool wants_reply) {
+        progress_ = true;
+        const std::size_t from = start;
+        start = base + end;
+        if (!wants_reply) {
+          ++counters.messages_no_reply;  // left behind: what follows overwrites it
+          return;
+        }
+        const std::size_t length = start - from;
+        if (from != owed_end_) {
+          std::memmove(buffer + owed_end_, buffer + from, length);
+        }
+        make_sockperf_reply(buffer + owed_end_);
+        if (deferred_) {
+          owe(owed_end_ + length);
+        } else if (work_on_message(counters)) {
+          ready_end_ = owed_end_ = owed_end_ + length;
+        }
+      });
+  if (start != owed_end_ && !closing_) {
+    // The start of the next message, if any, follows the kept ones.
+    std::memmove(buffer + owed_end_, buffer + start, filled_ - start);
+    filled_ -= start - owed_end_;
+  }
+  if (status == SockperfDecoder::Status::bad_length) {
+    ++counters.protocol_errors;
+    closing_ = true;
+  }
 }
 
 void StreamSession::owe(std::size_t end) {
@@ -176,10 +238,18 @@ void StreamSession::commit_sent(std::size_t n, Counters& counters) {
 }
 
 bool StreamSession::at_message_boundary() const {
-  return config_->protocol == Protocol::raw || decoder_.at_frame_boundary();
+  switch (config_->protocol) {
+    case Protocol::raw:
+      return true;
+    case Protocol::sockperf:
+      return sockperf_decoder_.at_message_boundary();
+    case Protocol::framed:
+      break;
+  }
+  return decoder_.at_frame_boundary();
 }
 
-bool accept_datagram(std::span<const std::byte> datagram, bool truncated,
+bool accept_datagram(std::span<std::byte> datagram, bool truncated,
                      const ProtocolConfig& config, Counters& counters) {
   counters.bytes_in += datagram.size();
   if (truncated) {
@@ -197,9 +267,24 @@ bool accept_datagram(std::span<const std::byte> datagram, bool truncated,
       return false;
     }
   }
+  const bool sockperf = config.protocol == Protocol::sockperf;
+  if (sockperf) {
+    if (!well_formed_sockperf(datagram, config.max_frame)) {
+      ++counters.protocol_errors;
+      ++counters.datagrams_dropped;
+      return false;
+    }
+    if (!sockperf_wants_reply(decode_sockperf_header(datagram.data()).flags)) {
+      ++counters.messages_no_reply;  // not an error: the client asked for no reply
+      return false;
+    }
+  }
   if (work_cutoff_passed() || !perform_work(config.work)) {
     ++counters.messages_unanswered;  // a stop cut the work off: no reply
     return false;
+  }
+  if (sockperf) {
+    make_sockperf_reply(datagram.data());
   }
   ++counters.messages;
   return true;

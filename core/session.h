@@ -11,12 +11,15 @@
 #include <vector>
 
 #include "core/framing.h"
+#include "core/sockperf.h"
 #include "core/stats.h"
 #include "core/work.h"
 
 namespace echolab {
 
-enum class Protocol { framed, raw };
+// framed: echolab's 4-byte length prefix; raw: RFC 862; sockperf: sockperf's messages,
+// answered as sockperf's own server answers them (core/sockperf.h).
+enum class Protocol { framed, raw, sockperf };
 [[nodiscard]] std::string_view to_string(Protocol protocol);
 [[nodiscard]] std::optional<Protocol> parse_protocol(std::string_view text);
 
@@ -36,6 +39,9 @@ struct ProtocolConfig {
 // One stream connection's echo state. Bytes are received straight into the session's
 // buffer; in framed mode they become sendable when their frame is complete (a frame split
 // over many reads is answered once, whole), in raw mode as soon as they arrive (RFC 862).
+// In sockperf mode a complete message that asks for a reply becomes sendable as its reply;
+// one that asks for none is counted (messages_no_reply) and cut out of the buffer, so the
+// output stays one contiguous span (no copy while no message was cut out before it).
 // Memory: see stream_memory_bound(). Nothing is reserved for a frame whose header announces
 // more than max_frame; a frame within the limit gets exactly its size once its header is in.
 class StreamSession {
@@ -49,7 +55,8 @@ class StreamSession {
   // Accounts for `n` bytes received into receive_buffer(). Completed messages get their
   // simulated work done and become output. Returns false when the connection must close
   // once output() is sent (the frames completed before the reason stay sendable):
-  // - the peer broke the protocol (counted in protocol_errors);
+  // - the peer broke the protocol (counted in protocol_errors): a length over max_frame, or
+  //   in sockperf mode under the 14-byte header;
   // - a stop's work cutoff passed (work_cutoff_passed() in core/stop.h): the complete
   //   frames not yet worked on are counted in messages_unanswered and never sent.
   [[nodiscard]] bool commit_received(std::size_t n, Counters& counters);
@@ -70,9 +77,10 @@ class StreamSession {
 
   // The one rule for --idle-timeout: true when the reads committed since the last call
   // made progress that moves the connection's idle deadline, and clears it. Framed: a
-  // frame completed. Raw, where every read is a message: kRawProgressBytes received since
-  // the last progress, so a client trickling a byte now and then cannot hold the
-  // connection open (a minimum rate of kRawProgressBytes per idle timeout).
+  // frame completed (sockperf: a message, answered or not). Raw, where every read is a
+  // message: kRawProgressBytes received since the last progress, so a client trickling a
+  // byte now and then cannot hold the connection open (a minimum rate of kRawProgressBytes
+  // per idle timeout).
   [[nodiscard]] bool take_progress();
 
   // Bytes held for this connection right now (capacity of its buffer).
@@ -104,16 +112,19 @@ class StreamSession {
   bool work_on_message(Counters& counters);
   // Deferred: the complete messages now end at `end`; the new one is owed work.
   void owe(std::size_t end);
+  // commit_received for the sockperf protocol: the `n` bytes from `base` were just received.
+  void commit_sockperf(std::size_t base, std::size_t n, Counters& counters);
 
   const ProtocolConfig* config_;
   FrameDecoder decoder_;
+  SockperfDecoder sockperf_decoder_;
   // Not a std::vector: growing one zero-fills, so a frame's reservation would cost its
   // memory before a byte of it arrived.
   std::unique_ptr<std::byte[]> buffer_;
   std::size_t capacity_ = 0;
   // buffer_[sent_, ready_end_) is sendable echo; [ready_end_, owed_end_) complete messages
   // still owed work (deferred only: inline, owed_end_ == ready_end_); [owed_end_, filled_)
-  // belongs to a frame still arriving.
+  // belongs to a frame still arriving (sockperf: the one message still arriving).
   std::size_t sent_ = 0;
   std::size_t ready_end_ = 0;
   std::size_t owed_end_ = 0;
@@ -143,9 +154,12 @@ inline constexpr std::size_t kSessionReceiveChunk = 64 * 1024;
 }
 
 // What to do with one received datagram: echo it back whole, or drop it (already counted).
-// In framed mode the 4-byte prefix must equal the datagram's size minus 4. Past a stop's
-// work cutoff the datagram is not worked on and counted in messages_unanswered.
-[[nodiscard]] bool accept_datagram(std::span<const std::byte> datagram, bool truncated,
+// In framed mode the 4-byte prefix must equal the datagram's size minus 4. In sockperf mode
+// the datagram is one message, its length the datagram's size; one that asks no reply is
+// counted in messages_no_reply, and the one that does is made its reply in place (which is
+// why the datagram is writable: the caller's receive buffer). Past a stop's work cutoff the
+// datagram is not worked on and counted in messages_unanswered.
+[[nodiscard]] bool accept_datagram(std::span<std::byte> datagram, bool truncated,
                                    const ProtocolConfig& config, Counters& counters);
 
 }  // namespace echolab

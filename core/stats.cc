@@ -28,6 +28,7 @@ constexpr void for_each_field(Visit&& visit) {
   visit("spawn_errors", &Counters::spawn_errors);
   visit("idle_timeouts", &Counters::idle_timeouts);
   visit("messages_unanswered", &Counters::messages_unanswered);
+  visit("messages_no_reply", &Counters::messages_no_reply);
   visit("replies_dropped", &Counters::replies_dropped);
   visit("workers_replaced", &Counters::workers_replaced);
   visit("accept_wakeups_idle", &Counters::accept_wakeups_idle);

@@ -38,7 +38,7 @@ struct Counters {
   std::uint64_t connections_accepted = 0;
   std::uint64_t connections_closed = 0;
   std::uint64_t connections_refused = 0;  // accepted then closed at once: over a limit
-  std::uint64_t messages = 0;             // frames, datagrams, or raw reads echoed
+  std::uint64_t messages = 0;             // frames, datagrams, raw reads or sockperf messages answered
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
   std::uint64_t protocol_errors = 0;      // over-size frames, bad datagram prefixes
@@ -50,6 +50,9 @@ struct Counters {
   std::uint64_t spawn_errors = 0;         // fork() or pthread_create() failed
   std::uint64_t idle_timeouts = 0;        // closed after --idle-timeout without a message
   std::uint64_t messages_unanswered = 0;  // complete frames whose work a stop's deadline cut off
+  // Complete messages the protocol says not to answer (sockperf: no reply requested, or a
+  // warm-up): received and dropped, not an error, never in `messages`.
+  std::uint64_t messages_no_reply = 0;
   std::uint64_t replies_dropped = 0;      // datagram replies the peer's full queue refused
   std::uint64_t workers_replaced = 0;     // pool workers that died or were signalled, respawned
   // Wake-ups of a pool worker waiting for a connection that brought none: the thundering
@@ -64,7 +67,7 @@ struct Counters {
 class ServerStats {
  public:
   static constexpr int kMaxWorkers = 256;
-  static constexpr int kCounterFields = 18;  // the plain uint64 fields of Counters
+  static constexpr int kCounterFields = 19;  // the plain uint64 fields of Counters
 
   // Adds a worker's counters to the totals, and its messages, connections and idle wake-ups
   // to the spread

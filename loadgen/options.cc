@@ -358,6 +358,11 @@ ParsedCommand parse_command_line(const std::vector<std::string>& args) {
     throw UsageError("bad --protocol '" + get<std::string>(vm, "protocol") +
                      "': expected framed or raw");
   }
+  if (*protocol == Protocol::sockperf) {
+    // The server side only: sockperf's own client is the load generator for it.
+    throw UsageError("--protocol sockperf is for echolab-server, driven by sockperf's own client "
+                     "(sockperf ping-pong / under-load); echolab-loadgen speaks framed or raw");
+  }
   config.protocol = *protocol;
   const std::string mode = get<std::string>(vm, "mode");
   if (mode == "closed") {

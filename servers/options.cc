@@ -64,7 +64,8 @@ ServerCommandLine parse_server_command_line(int argc, const char* const* argv) {
        "HOST:PORT, [IPV6]:PORT ([::]:PORT is dual stack) or unix:/path; port 0 picks a free port")
       ("transport,t", po::value<std::string>(), "tcp | udp | unix-stream | unix-dgram (default: from the engine and address)")
       ("protocol,p", po::value<std::string>()->default_value("framed"),
-       "framed (4-byte big-endian length + payload) | raw (RFC 862: bytes echoed as they come)")
+       "framed (4-byte big-endian length + payload) | raw (RFC 862: bytes echoed as they come) | "
+       "sockperf (sockperf's own client: messages answered as sockperf's server answers them)")
       ("workers,w", po::value<long long>()->default_value(4), ("pool size of " + engines_capped_by("--workers")).c_str())
       ("batch", po::value<long long>()->default_value(32),
        "datagrams per recvmmsg/sendmmsg of udp-batch (fewer when batch x --datagram-buffer passes 64 MiB)")
@@ -147,7 +148,7 @@ ServerCommandLine parse_server_command_line(int argc, const char* const* argv) {
   }
   const auto protocol = parse_protocol(values["protocol"].as<std::string>());
   if (!protocol) {
-    throw UsageError("unknown protocol '" + values["protocol"].as<std::string>() + "': framed or raw");
+    throw UsageError("unknown protocol '" + values["protocol"].as<std::string>() + "': framed, raw or sockperf");
   }
   config.protocol.protocol = *protocol;
   config.protocol.work = parse_work(values["work"].as<std::string>());

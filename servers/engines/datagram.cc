@@ -58,7 +58,7 @@ void serve_datagrams(EngineContext& context, int worker) {
       }
       break;
     }
-    const std::span<const std::byte> datagram(buffer.data(), std::min(received.bytes, buffer.size()));
+    const std::span<std::byte> datagram(buffer.data(), std::min(received.bytes, buffer.size()));
     if (!addressable) {
       // No address to reply to: dropped before it counts as a message or costs its work.
       counters.bytes_in += datagram.size();

@@ -61,7 +61,8 @@ class Batch {
     return received_;
   }
   [[nodiscard]] const mmsghdr& received(std::size_t i) const { return received_[i]; }
-  [[nodiscard]] std::span<const std::byte> datagram(std::size_t i) const {
+  // Writable: the protocol core may turn a datagram into its reply in place.
+  [[nodiscard]] std::span<std::byte> datagram(std::size_t i) const {
     return {buffers_.get() + i * buffer_size_, std::min<std::size_t>(received_[i].msg_len, buffer_size_)};
   }
   [[nodiscard]] bool truncated(std::size_t i) const {
@@ -70,8 +71,8 @@ class Batch {
 
   // Queues received datagram i, whole, as reply number `slot` to its sender.
   void queue_reply(std::size_t slot, std::size_t i) {
-    const std::span<const std::byte> data = datagram(i);
-    reply_iov_[slot] = iovec{const_cast<std::byte*>(data.data()), data.size()};
+    const std::span<std::byte> data = datagram(i);
+    reply_iov_[slot] = iovec{data.data(), data.size()};
     msghdr& header = replies_[slot].msg_hdr;
     header = msghdr{};
     header.msg_name = peers_[i].get();
@@ -124,7 +125,7 @@ void serve_batches(EngineContext& context, int fd, int worker) {
     }
     std::size_t queued = 0;
     for (std::size_t i = 0; i < received.count; ++i) {
-      const std::span<const std::byte> datagram = batch.datagram(i);
+      const std::span<std::byte> datagram = batch.datagram(i);
       // No sender address: the end of input a shut read side returns (how a stop wakes this
       // loop), or a datagram nobody can be answered at.
       const bool addressable = batch.received(i).msg_hdr.msg_namelen > sizeof(sa_family_t);

@@ -82,7 +82,7 @@ TEST(WorkCutoff, RawReadsAndDatagramsAreUnanswered) {
   EXPECT_FALSE(session.has_output());
   EXPECT_EQ(counters.messages_unanswered, 1u);
 
-  const std::vector<std::byte> datagram(10);
+  std::vector<std::byte> datagram(10);
   EXPECT_FALSE(accept_datagram(datagram, false, config, counters));
   EXPECT_EQ(counters.messages_unanswered, 2u);
   EXPECT_EQ(counters.messages, 0u);

@@ -1,0 +1,243 @@
+#!/usr/bin/python3
+"""echolab's epoll engine beside sockperf's own server, both under sockperf's own client.
+
+sockperf (Mellanox, Debian's package) is the nearest peer: a latency benchmark whose server
+is one epoll loop. Here its unmodified ping-pong client measures both servers over TCP:
+echolab-server --engine epoll --protocol sockperf, and `sockperf server -F epoll` (given a
+feed file, as -F requires). With 1 socket, and with 16 sockets multiplexed by the client
+(a feed file of 16 lines, -f). Both servers stay up for a configuration; the runs alternate
+echolab, sockperf, sockperf, echolab... (ABBA) over --rounds rounds. Server pinned to CPU 0,
+client to CPU 1. From sockperf's own summary: the message rate (ReceivedMessages over the
+RunTime of its "[Valid Duration]" line), and its p50 and p99 latency (half the round
+trip, as sockperf reports it). Writes each run, the medians, the ratios echolab / sockperf
+(rate: higher is better for echolab; latency: lower) and the host context.
+
+    bench/sockperf_peer.py --build-dir build/release [--out results/sockperf-peer.json]
+
+Every run is bounded (sockperf's -t and a subprocess timeout); a server that died is
+restarted and the run recorded with its reason. Standard library only (/usr/bin/python3).
+"""
+import argparse
+import datetime
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from loadgen_overhead import pinned  # noqa: E402
+from runner.cell import CellFailure, kill_group, read_ready_line, start_server  # noqa: E402
+from runner.main import environment, git_commit  # noqa: E402
+
+READY_TIMEOUT_S = 10
+STOP_TIMEOUT_S = 5
+SIDES = ("echolab", "sockperf")
+
+
+def free_port():
+    """A TCP port free right now on loopback (sockperf's server prints no port of its own)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_listener(port, process, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise CellFailure(f"sockperf server exited with status {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise CellFailure(f"sockperf server not listening on port {port} after {timeout} s")
+
+
+class Server:
+    """One side's server for a whole configuration, restarted if it dies."""
+
+    def __init__(self, side, args, workdir):
+        self.side = side
+        self.args = args
+        self.workdir = workdir
+        self.process = None
+        self.port = None
+
+    def ensure_running(self):
+        if self.process is not None and self.process.poll() is None:
+            return None
+        died = None
+        if self.process is not None:
+            died = f"server exited with status {self.process.returncode}"
+            kill_group(self.process)
+        if self.side == "echolab":
+            command = [self.args.server, "--engine", "epoll", "--protocol", "sockperf", "--listen", "127.0.0.1:0"]
+            self.process = start_server(pinned(command, self.args.server_cpu), stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE)
+            target = read_ready_line(self.process, READY_TIMEOUT_S)  # kills it and raises if not ready
+            self.port = int(target.rsplit(":", 1)[1])
+        else:
+            self.port = free_port()
+            feed = os.path.join(self.workdir, "server.feed")
+            with open(feed, "w") as out:
+                out.write(f"T:127.0.0.1:{self.port}\n")
+            command = [self.args.sockperf, "server", "-f", feed, "-F", "epoll"]
+            self.process = start_server(pinned(command, self.args.server_cpu), stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+            try:
+                wait_for_listener(self.port, self.process, READY_TIMEOUT_S)
+            except CellFailure:
+                kill_group(self.process)
+                raise
+        return died
+
+    def stop(self):
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT if self.side == "sockperf" else signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                pass
+        kill_group(self.process)
+        self.process = None
+
+
+def parse_client_output(text):
+    """Rate, p50 and p99 from sockperf 3.7's summary, or None where a line is missing."""
+    valid = re.search(r"\[Valid Duration\] RunTime=([\d.]+) sec; SentMessages=(\d+); ReceivedMessages=(\d+)", text)
+    total = re.search(r"\[Total Run\].*SentMessages=(\d+); ReceivedMessages=(\d+)", text)
+    percentiles = {float(p): float(v) for p, v in re.findall(r"percentile\s+([\d.]+)\s+=\s+([\d.]+)", text)}
+    dropped = re.search(r"# dropped messages = (\d+)", text)
+    if not valid or float(valid.group(1)) <= 0:
+        return None
+    return {"rate": int(valid.group(3)) / float(valid.group(1)),
+            "p50_us": percentiles.get(50.0), "p99_us": percentiles.get(99.0),
+            "sent": int(total.group(1)) if total else None, "received": int(total.group(2)) if total else None,
+            "dropped": int(dropped.group(1)) if dropped else None}
+
+
+def run_client(server, sockets, args, workdir):
+    feed = os.path.join(workdir, "client.feed")
+    with open(feed, "w") as out:
+        out.write(f"T:127.0.0.1:{server.port}\n" * sockets)
+    target = ["-f", feed] if sockets > 1 else ["--tcp", "-i", "127.0.0.1", "-p", str(server.port)]
+    command = pinned([args.sockperf, "ping-pong", *target, "-t", str(args.duration), "-m", str(args.size)],
+                     args.client_cpu)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=args.duration + 20)
+    except subprocess.TimeoutExpired:
+        return {"valid": False, "reason": "sockperf did not finish in time"}
+    parsed = parse_client_output(done.stdout + done.stderr)
+    if done.returncode != 0 or parsed is None:
+        last = (done.stdout + done.stderr).strip().splitlines()
+        return {"valid": False, "reason": f"sockperf exit {done.returncode}: " + (last[-1] if last else "")}
+    return {"valid": True, "reason": None, **parsed}
+
+
+def median_of(runs, key):
+    values = [run[key] for run in runs if run.get("valid") and run.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def measure(sockets, args):
+    entry = {"sockets": sockets, "runs": {side: [] for side in SIDES}}
+    with tempfile.TemporaryDirectory(prefix="sockperf-peer-") as workdir:
+        servers = {side: Server(side, args, workdir) for side in SIDES}
+        try:
+            for round_index in range(args.rounds):
+                for side in SIDES if round_index % 2 == 0 else tuple(reversed(SIDES)):
+                    try:
+                        died = servers[side].ensure_running()
+                    except CellFailure as failure:
+                        entry["runs"][side].append({"valid": False, "reason": str(failure)})
+                        continue
+                    if died:
+                        entry.setdefault("server_restarts", []).append({"side": side, "reason": died})
+                    entry["runs"][side].append(run_client(servers[side], sockets, args, workdir))
+        finally:
+            for server in servers.values():
+                server.stop()
+    for side in SIDES:
+        for key in ("rate", "p50_us", "p99_us"):
+            entry[f"{side}_{key}_median"] = median_of(entry["runs"][side], key)
+        entry[f"{side}_valid_runs"] = sum(1 for run in entry["runs"][side] if run.get("valid"))
+    for key in ("rate", "p50_us", "p99_us"):
+        mine, theirs = entry[f"echolab_{key}_median"], entry[f"sockperf_{key}_median"]
+        entry[f"{key}_ratio"] = mine / theirs if mine and theirs else None
+    return entry
+
+
+def format_row(entry):
+    def number(value, unit):
+        return f"{value:,.1f}{unit}" if value is not None else "-"
+    parts = [f"sockets={entry['sockets']:<3d}"]
+    for side in SIDES:
+        parts.append(f"{side} {number(entry[f'{side}_rate_median'], ' msg/s')} p50 "
+                     f"{number(entry[f'{side}_p50_us_median'], ' us')} p99 {number(entry[f'{side}_p99_us_median'], ' us')}")
+    ratio = entry.get("rate_ratio")
+    parts.append(f"rate ratio {ratio:.2f}" if ratio else "rate ratio n/a")
+    return "  ".join(parts)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--build-dir", required=True, help="a build of echolab-server (release for numbers)")
+    parser.add_argument("--sockperf", default=shutil.which("sockperf") or "/usr/bin/sockperf")
+    parser.add_argument("--sockets", default="1,16", help="client socket counts (more than 1: a feed file)")
+    parser.add_argument("--rounds", type=int, default=4, help="runs of each side per socket count (ABBA order)")
+    parser.add_argument("--duration", type=int, default=2, help="seconds per sockperf run (its -t)")
+    parser.add_argument("--size", type=int, default=64, help="bytes per message, header included (sockperf -m)")
+    parser.add_argument("--server-cpu", default="0")
+    parser.add_argument("--client-cpu", default="1")
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(HERE), "results", "sockperf-peer.json"))
+    args = parser.parse_args()
+    try:
+        socket_counts = [int(item) for item in args.sockets.split(",") if item]
+    except ValueError:
+        parser.error(f"bad --sockets {args.sockets!r}: expected counts like 1,16")
+    if args.rounds < 1 or args.duration < 1 or args.size < 14 or not socket_counts or min(socket_counts) < 1:
+        parser.error("--rounds and --duration must be >= 1, --size >= 14 (sockperf's header), --sockets >= 1")
+    args.server = os.path.join(args.build_dir, "servers", "echolab-server")
+    for path in (args.server, args.sockperf):
+        if not os.access(path, os.X_OK):
+            sys.exit(f"sockperf_peer.py: no executable at {path}")
+    started = time.monotonic()
+    entries = []
+    for sockets in socket_counts:
+        entries.append(measure(sockets, args))
+        print(format_row(entries[-1]), flush=True)
+    version = subprocess.run([args.sockperf, "--version"], capture_output=True, text=True, timeout=10)
+    result = {
+        "benchmark": "sockperf-peer",
+        "description": "sockperf ping-pong (TCP) against echolab-server --engine epoll --protocol sockperf "
+                       "and against sockperf server -F epoll, interleaved ABBA; ratios are echolab / sockperf",
+        "context": {**environment(), "date_utc": datetime.datetime.now(datetime.timezone.utc)
+                    .isoformat(timespec="seconds"), "git_commit": git_commit(),
+                    "build_dir": os.path.abspath(args.build_dir), "command": sys.argv,
+                    "sockperf_version": (version.stdout + version.stderr).strip().splitlines()[:1],
+                    "load_avg": list(os.getloadavg()), "elapsed_s": round(time.monotonic() - started, 1)},
+        "config": {"size_bytes": args.size, "duration_s": args.duration, "rounds": args.rounds,
+                   "server_cpu": args.server_cpu, "client_cpu": args.client_cpu, "transport": "tcp"},
+        "entries": entries,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as out:
+        json.dump(result, out, indent=1)
+        out.write("\n")
+    print(f"-> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
