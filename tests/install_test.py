@@ -4,7 +4,7 @@ directory outside it run echolab-server --list-engines, a one-cell echolab-bench
 defaults must find the installed programs and write ./results), echolab-plot on the result
 (when matplotlib is there), and --version of the Python tools (the installed commit).
 
-    install_test.py BUILD_DIR SOURCE_DIR
+    install_test.py BUILD_DIR SOURCE_DIR [CMAKE]
 Exits 77 (skipped) where a mount namespace is not permitted (unshare -m needs root)."""
 import glob
 import json
@@ -72,6 +72,7 @@ def main():
     if sys.argv[1] == "--inside":
         return inside(*sys.argv[2:5])
     build_dir, source_dir = (os.path.realpath(p) for p in sys.argv[1:3])
+    cmake = sys.argv[3] if len(sys.argv) > 3 else "cmake"  # the build's own, from ctest
     if run(["unshare", "-m", "--propagation", "private", "true"]).returncode != 0:
         print("skipped: unshare -m is not permitted here (a private mount namespace needs root)")
         return SKIP
@@ -81,7 +82,7 @@ def main():
             raise SystemExit(f"FAIL: the scratch prefix {scratch} is inside the source tree")
         prefix, work = os.path.join(scratch, "prefix"), os.path.join(scratch, "work")
         os.mkdir(work)
-        check(run(["cmake", "--install", build_dir, "--prefix", prefix]), f"cmake --install into {prefix}")
+        check(run([cmake, "--install", build_dir, "--prefix", prefix]), f"cmake --install into {prefix}")
         leftovers = [p for p in glob.glob(os.path.join(prefix, "bin", "*")) if "test" in os.path.basename(p)]
         if leftovers:
             raise SystemExit(f"FAIL: test programs installed: {leftovers}")
