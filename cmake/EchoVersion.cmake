@@ -9,10 +9,12 @@ if(ECHOLAB_SANITIZE)
 endif()
 string(STRIP "${ECHOLAB_BUILD_FLAGS}" ECHOLAB_BUILD_FLAGS)
 set(ECHOLAB_VERSION_HEADER ${CMAKE_BINARY_DIR}/generated/echolab/version.h)
+set(ECHOLAB_VERSION_JSON ${CMAKE_BINARY_DIR}/generated/echolab-version.json)
 set(_write_version ${CMAKE_COMMAND} -DSOURCE_DIR=${CMAKE_SOURCE_DIR} -DOUTPUT=${ECHOLAB_VERSION_HEADER}
+    -DOUTPUT_JSON=${ECHOLAB_VERSION_JSON}
     -DECHOLAB_VERSION=${PROJECT_VERSION} "-DBUILD_FLAGS=${ECHOLAB_BUILD_FLAGS}"
     "-DCOMPILER=${CMAKE_CXX_COMPILER_ID} ${CMAKE_CXX_COMPILER_VERSION}"
     -P ${CMAKE_SOURCE_DIR}/cmake/WriteVersion.cmake)
 execute_process(COMMAND ${_write_version})  # the header exists before the first build
-add_custom_target(echolab_version COMMAND ${_write_version} BYPRODUCTS ${ECHOLAB_VERSION_HEADER}
+add_custom_target(echolab_version COMMAND ${_write_version} BYPRODUCTS ${ECHOLAB_VERSION_HEADER} ${ECHOLAB_VERSION_JSON}
                   COMMENT "Reading the git commit for --version" VERBATIM)

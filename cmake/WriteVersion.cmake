@@ -3,7 +3,8 @@
 # never reports the commit of an older configure: every JSON result names what produced it.
 # configure_file rewrites the header only when its text changes, so an unchanged commit
 # recompiles nothing.
-#   cmake -DSOURCE_DIR=... -DOUTPUT=... -DECHOLAB_VERSION=... -DBUILD_FLAGS=... -DCOMPILER=... -P
+# OUTPUT_JSON, beside it, is the same for the installed Python tools (bench/echolab_home.py).
+#   cmake -DSOURCE_DIR=... -DOUTPUT=... -DOUTPUT_JSON=... -DECHOLAB_VERSION=... -DBUILD_FLAGS=... -DCOMPILER=... -P
 execute_process(COMMAND git rev-parse --short=12 HEAD
                 WORKING_DIRECTORY ${SOURCE_DIR}
                 OUTPUT_VARIABLE ECHOLAB_GIT_COMMIT OUTPUT_STRIP_TRAILING_WHITESPACE
@@ -19,3 +20,4 @@ else()
   endif()
 endif()
 configure_file(${SOURCE_DIR}/cmake/version.h.in ${OUTPUT} @ONLY)
+configure_file(${SOURCE_DIR}/cmake/version.json.in ${OUTPUT_JSON} @ONLY)

@@ -1,4 +1,4 @@
-"""Every echolab program reports the same version line, and its commit is the source tree's
+"""Every echolab program (the C++ ones and the Python tools) reports the same version line, and its commit is the source tree's
 as it is now: a binary built after a commit must not report the commit of an older
 configure (results record it as what produced them).
 

@@ -7,6 +7,8 @@ import sys
 
 from . import callgrind, judge, load, metrics, microbench, report
 
+import echolab_home  # noqa: E402  (bench/, on the path beside compare/)
+
 EXIT_PASS, EXIT_REGRESSION, EXIT_UNCOMPARABLE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 HOST_KEYS = ("cpu_model", "num_cpus", "kernel")
 
@@ -30,6 +32,7 @@ def parse_args(argv):
     parser.add_argument("--allow-different-hosts", action="store_true",
                         help="compare results measured on different machines anyway")
     parser.add_argument("--quiet", action="store_true", help="no console table")
+    echolab_home.add_version_argument(parser)
     micro = parser.add_argument_group(
         "micro-benchmarks", "echolab-compare --microbench BASE CAND: two build folders (their bench/*_bench "
         "binaries run here, interleaved) or two Google Benchmark JSON files")

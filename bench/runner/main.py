@@ -15,7 +15,12 @@ from . import cell as cells_mod
 from . import sides as sides_mod
 from . import spec as spec_mod
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import echolab_home  # noqa: E402  (bench/, on the path beside runner/)
+
+# A checkout's defaults are its release build and its results/; an installed copy's are the
+# programs installed beside it and ./results, since the install tree is no place to write.
+DEFAULT_BUILD_DIR = echolab_home.BIN_DIR or os.path.join(echolab_home.ROOT, "build", "release")
+DEFAULT_OUT = "results" if echolab_home.INSTALLED else os.path.join(echolab_home.ROOT, "results")
 
 
 def parse_args(argv):
@@ -25,18 +30,20 @@ def parse_args(argv):
     parser.add_argument("--spec", default="quick",
                         help="a shipped spec (quick, full, engines, scaling, connections, connect-cost, service-cost, udp) "
                              "or a JSON file")
-    parser.add_argument("--out", default=os.path.join(REPO, "results"),
-                        help="directory under which results/<run-id>/ is created")
+    parser.add_argument("--out", default=DEFAULT_OUT,
+                        help=f"directory under which <run-id>/ is created (default: {DEFAULT_OUT})")
     parser.add_argument("--run-id", help="name of the result set (default: UTC time and spec name)")
     parser.add_argument("--duration", type=float, metavar="SECONDS", help="override every cell's measured time")
     parser.add_argument("--repetitions", type=int, metavar="N", help="override the spec's repetitions")
     parser.add_argument("--server-cpus", metavar="LIST", help="CPUs for the server (taskset list); default: 0")
     parser.add_argument("--client-cpus", metavar="LIST", help="CPUs for the load generator; default: 1")
-    parser.add_argument("--build-dir", default=os.path.join(REPO, "build", "release"),
-                        help="where echolab-server and echolab-loadgen were built")
+    parser.add_argument("--build-dir", default=DEFAULT_BUILD_DIR,
+                        help="where echolab-server and echolab-loadgen are: a build folder or an installed "
+                             f"bin/ (default: {DEFAULT_BUILD_DIR})")
     parser.add_argument("--only", metavar="TEXT", help="run only cells whose id contains TEXT")
     parser.add_argument("--strict", action="store_true", help="exit 1 if any cell failed")
     parser.add_argument("--list", action="store_true", help="print the cells and exit")
+    echolab_home.add_version_argument(parser)
     ab = parser.add_argument_group(
         "A/B runs", "run every cell for a baseline and a candidate in turn (A B, B A, ...), for echolab-compare")
     ab.add_argument("--baseline", metavar="BUILD_DIR", help="the baseline's build (default: --build-dir)")
@@ -76,8 +83,13 @@ def default_cpus(args):
 
 
 def binaries_in(build_dir):
+    """The programs of a build folder (servers/, loadgen/) or of an installed bin/ (flat)."""
     found = {"server": os.path.join(build_dir, "servers", "echolab-server"),
              "loadgen": os.path.join(build_dir, "loadgen", "echolab-loadgen")}
+    flat = {"server": os.path.join(build_dir, "echolab-server"),
+            "loadgen": os.path.join(build_dir, "echolab-loadgen")}
+    if all(os.access(path, os.X_OK) for path in flat.values()):
+        return flat
     for name, path in found.items():
         if not os.access(path, os.X_OK):
             raise SystemExit(f"echolab-bench: no {name} binary at {path} (build first, or pass --build-dir)")
@@ -106,14 +118,8 @@ def environment():
 
 
 def git_commit():
-    try:
-        out = subprocess.run(["git", "-C", REPO, "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                             text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else "unknown"
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
+    """The runner's own commit: the checkout's, or the one recorded when it was installed."""
+    return echolab_home.version_info()["git_commit"]
 
 
 def build_info(binaries):

@@ -4,6 +4,11 @@ import os
 import sys
 import traceback
 
+# bench/ beside plots/ (a checkout, or PREFIX/share/echolab installed) knows the version.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                "bench"))
+import echolab_home  # noqa: E402
+
 EXIT_USAGE = 2
 
 
@@ -16,6 +21,7 @@ def parse_args(argv):
     parser.add_argument("--markdown", metavar="FILE",
                         help="also write the cell table as markdown to FILE ('-': standard output)")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    echolab_home.add_version_argument(parser)
     return parser.parse_args(argv)
 
 
