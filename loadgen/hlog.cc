@@ -40,7 +40,9 @@ std::uint64_t get_be(std::string_view in, std::size_t pos, int bytes) {
   return value;
 }
 
-std::string encode(const Histogram& h) {
+}  // namespace
+
+std::string encode_v2(const Histogram& h) {
   std::string out;
   put_be(out, kEncodingCookie, 4);
   put_be(out, 0, 4);  // payload length, filled in below
@@ -77,6 +79,8 @@ std::string encode(const Histogram& h) {
   }
   return out;
 }
+
+namespace {
 
 std::string fixed3(double v) {
   std::array<char, 64> buf{};
@@ -157,7 +161,7 @@ std::string base64_decode(std::string_view text) {
 }
 
 std::string encode_compressed(const Histogram& histogram) {
-  const std::string plain = encode(histogram);
+  const std::string plain = encode_v2(histogram);
   uLongf size = compressBound(static_cast<uLong>(plain.size()));
   std::string out;
   put_be(out, kCompressedCookie, 4);

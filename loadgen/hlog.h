@@ -36,6 +36,11 @@ std::string base64_encode(std::string_view bytes);
 // Throws std::invalid_argument on characters outside the alphabet or a bad length.
 std::string base64_decode(std::string_view text);
 
+// The V2 encoding (cookie 0x1c849313): 40-byte big-endian header (cookie, payload length,
+// normalizing index offset 0, significant digits, lowest discernible value, highest trackable
+// value, integer-to-double ratio 1.0), then the counts up to the last non-zero one, ZigZag
+// LEB128, a run of two or more zeros written as minus its length.
+std::string encode_v2(const Histogram& histogram);
 // The V2 compressed encoding (cookie 0x1c849314: deflate, zlib-wrapped, of the 0x1c849313
 // encoding: header, then counts with runs of zeros written as negative counts).
 // Throws std::runtime_error if zlib fails.
