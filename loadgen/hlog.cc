@@ -84,8 +84,8 @@ namespace {
 
 std::string fixed3(double v) {
   std::array<char, 64> buf{};
-  auto [end, ec] = std::to_chars(buf.data(), buf.data() + buf.size(), v,
-                                 std::chars_format::fixed, 3);
+  auto [end, ec] =
+      std::to_chars(buf.data(), buf.data() + buf.size(), v, std::chars_format::fixed, 3);
   return ec == std::errc{} ? std::string(buf.data(), end) : std::string("0.000");
 }
 
@@ -155,7 +155,8 @@ std::string base64_decode(std::string_view text) {
       }
       block = (block << 6) | six;
     }
-    for (int k = 0; k < 3 - pad; ++k) out.push_back(static_cast<char>((block >> (16 - 8 * k)) & 0xff));
+    for (int k = 0; k < 3 - pad; ++k)
+      out.push_back(static_cast<char>((block >> (16 - 8 * k)) & 0xff));
   }
   return out;
 }
@@ -234,17 +235,18 @@ void write_hlog_header(std::ostream& out, double start_unix_s, std::string_view 
       << "#[StartTime: " << fixed3(start_unix_s) << " (seconds since epoch), " << start_text
       << "]\n"
       << "#[BaseTime: " << fixed3(start_unix_s) << " (seconds since epoch)]\n"
-      << "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n";
+      << "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_"
+         "Histogram\"\n";
 }
 
-void write_hlog_interval(std::ostream& out, std::string_view tag, double start_s,
-                         double length_s, const Histogram& histogram) {
+void write_hlog_interval(std::ostream& out, std::string_view tag, double start_s, double length_s,
+                         const Histogram& histogram) {
   const double max_ms =
       histogram.empty()
           ? 0.0
           : static_cast<double>(histogram.highest_equivalent_value(histogram.max())) / kNsPerMs;
-  out << "Tag=" << tag << ',' << fixed3(start_s) << ',' << fixed3(length_s) << ','
-      << fixed3(max_ms) << ',' << base64_encode(encode_compressed(histogram)) << '\n';
+  out << "Tag=" << tag << ',' << fixed3(start_s) << ',' << fixed3(length_s) << ',' << fixed3(max_ms)
+      << ',' << base64_encode(encode_compressed(histogram)) << '\n';
 }
 
 std::string hlog_text(const RunResult& result) {
@@ -252,7 +254,8 @@ std::string hlog_text(const RunResult& result) {
   write_hlog_header(out, result.start_unix_s, result.start_utc);
   for (const IntervalResult& in : result.intervals) {
     write_hlog_interval(out, "corrected", in.start_s, in.length_s, in.latency);
-    if (in.uncorrected) write_hlog_interval(out, "uncorrected", in.start_s, in.length_s, *in.uncorrected);
+    if (in.uncorrected)
+      write_hlog_interval(out, "uncorrected", in.start_s, in.length_s, *in.uncorrected);
     if (in.send_lag) write_hlog_interval(out, "send_lag", in.start_s, in.length_s, *in.send_lag);
   }
   return out.str();

@@ -62,8 +62,8 @@ DecodedHistogram decode_compressed(std::string_view bytes);
 // Header: "#[StartTime: ...]", "#[BaseTime: ...]", the format version comment, the legend.
 void write_hlog_header(std::ostream& out, double start_unix_s, std::string_view start_text);
 // One line "Tag=TAG,start,length,max_ms,BASE64" (start relative to the BaseTime, seconds).
-void write_hlog_interval(std::ostream& out, std::string_view tag, double start_s,
-                         double length_s, const Histogram& histogram);
+void write_hlog_interval(std::ostream& out, std::string_view tag, double start_s, double length_s,
+                         const Histogram& histogram);
 // The whole log of a run: per interval, the `corrected` histogram and, when the run kept
 // them, `uncorrected` and `send_lag`.
 std::string hlog_text(const RunResult& result);

@@ -41,8 +41,16 @@ TEST(Hlog, ZigZagLeb128Bytes) {
 }
 
 TEST(Hlog, ZigZagRoundTrips) {
-  const std::int64_t values[] = {0, 1, -1, 127, -128, 1 << 20, -(1LL << 40), (1LL << 56) - 1,
-                                 1LL << 56, std::numeric_limits<std::int64_t>::max(),
+  const std::int64_t values[] = {0,
+                                 1,
+                                 -1,
+                                 127,
+                                 -128,
+                                 1 << 20,
+                                 -(1LL << 40),
+                                 (1LL << 56) - 1,
+                                 1LL << 56,
+                                 std::numeric_limits<std::int64_t>::max(),
                                  std::numeric_limits<std::int64_t>::min()};
   std::string all;
   for (auto v : values) put_zigzag(all, v);
@@ -71,10 +79,10 @@ TEST(Hlog, V2HeaderAndZeroRuns) {
   const std::string v2 = encode_v2(h);
   ASSERT_GE(v2.size(), 40u);
   EXPECT_EQ(v2.substr(0, 4), bytes({0x1c, 0x84, 0x93, 0x13}));
-  EXPECT_EQ(v2.substr(8, 8), bytes({0, 0, 0, 0, 0, 0, 0, 3}));  // offset 0, 3 digits
+  EXPECT_EQ(v2.substr(8, 8), bytes({0, 0, 0, 0, 0, 0, 0, 3}));   // offset 0, 3 digits
   EXPECT_EQ(v2.substr(16, 8), bytes({0, 0, 0, 0, 0, 0, 0, 1}));  // lowest discernible 1 ns
   EXPECT_EQ(v2.substr(24, 8), bytes({0, 0, 0, 0x0d, 0xf8, 0x47, 0x58, 0x00}));  // 60e9
-  EXPECT_EQ(v2.substr(32, 8), bytes({0x3f, 0xf0, 0, 0, 0, 0, 0, 0}));  // 1.0
+  EXPECT_EQ(v2.substr(32, 8), bytes({0x3f, 0xf0, 0, 0, 0, 0, 0, 0}));           // 1.0
   std::string payload;
   put_zigzag(payload, -1000);
   put_zigzag(payload, 3);
