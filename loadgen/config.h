@@ -62,6 +62,7 @@ struct LoadConfig {
   std::vector<int> cpus;  // thread i runs on cpus[i % size]; empty: no pinning
   std::string json_path;  // "-" for stdout
   std::string hgrm_path;
+  std::string hlog_path;  // HdrHistogram interval log; also keeps per-interval uncorrected/send_lag
   bool quiet = false;  // no summary table
   bool live_status = true;  // still only when stdout is a terminal
   std::uint64_t seed = 1;

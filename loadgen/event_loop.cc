@@ -86,7 +86,8 @@ EventLoop::EventLoop(const LoadConfig& config, const ThreadPlan& plan, const Soc
       plan_(plan),
       epoll_(::epoll_create1(EPOLL_CLOEXEC)),
       sizes_(config.size, config.seed * 1'000'003 + static_cast<std::uint64_t>(plan.index)),
-      recorder_(INT64_MAX, config.interval.count(), max_intervals(config)),
+      recorder_(INT64_MAX, config.interval.count(), max_intervals(config),
+                !config.hlog_path.empty()),
       events_(kMaxEvents) {
   if (!epoll_) {
     throw_sys_error("epoll_create1");

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/stop.h"
 #include "echolab/version.h"
+#include "loadgen/hlog.h"
 #include "loadgen/merge.h"
 #include "loadgen/options.h"
 #include "loadgen/report.h"
@@ -67,26 +68,41 @@ bool same_output(const std::string& a, const std::string& b) {
   return !ea && !eb && path_a == path_b;
 }
 
-void check_outputs(const std::string& json_path, const std::string& hgrm_path) {
-  check_writable(json_path, "json");
-  check_writable(hgrm_path, "hgrm");
-  if (same_output(json_path, hgrm_path)) {
-    throw UsageError("--json " + json_path + " and --hgrm " + hgrm_path +
-                     " are the same file: the two outputs would mix; give each its own");
+struct Outputs {
+  std::string json;
+  std::string hgrm;
+  std::string hlog;
+};
+
+void check_outputs(const Outputs& outputs) {
+  const std::pair<const char*, const std::string*> named[] = {
+      {"json", &outputs.json}, {"hgrm", &outputs.hgrm}, {"hlog", &outputs.hlog}};
+  for (const auto& [option, path] : named) check_writable(*path, option);
+  for (std::size_t i = 0; i < std::size(named); ++i) {
+    for (std::size_t k = i + 1; k < std::size(named); ++k) {
+      if (same_output(*named[i].second, *named[k].second)) {
+        throw UsageError(std::string("--") + named[i].first + " " + *named[i].second + " and --" +
+                         named[k].first + " " + *named[k].second +
+                         " are the same file: the two outputs would mix; give each its own");
+      }
+    }
   }
 }
 
-void emit(const RunResult& result, const std::string& json_path, const std::string& hgrm_path,
-          bool quiet) {
-  if (!json_path.empty()) {
-    write_output(json_path, to_json(result).dump(1) + "\n");
+void emit(const RunResult& result, const Outputs& outputs, bool quiet) {
+  if (!outputs.json.empty()) {
+    write_output(outputs.json, to_json(result).dump(1) + "\n");
   }
-  if (!hgrm_path.empty()) {
-    write_output(hgrm_path, hgrm_text(result));
+  if (!outputs.hgrm.empty()) {
+    write_output(outputs.hgrm, hgrm_text(result));
+  }
+  if (!outputs.hlog.empty()) {
+    write_output(outputs.hlog, hlog_text(result));
   }
   if (!quiet) {
     // With an output on stdout, the table goes to stderr so that stdout stays parseable.
-    const bool stdout_taken = same_output(json_path, "-") || same_output(hgrm_path, "-");
+    const bool stdout_taken = same_output(outputs.json, "-") || same_output(outputs.hgrm, "-") ||
+                              same_output(outputs.hlog, "-");
     print_summary(stdout_taken ? std::cerr : std::cout, result);
   }
 }
@@ -102,7 +118,8 @@ int run_command(const std::vector<std::string>& args) {
     return 0;
   }
   const LoadConfig& config = command.config;
-  check_outputs(config.json_path, config.hgrm_path);
+  const Outputs outputs{config.json_path, config.hgrm_path, config.hlog_path};
+  check_outputs(outputs);
   install_stop_handlers();
   StatusLine status(config.live_status && config.json_path != "-" && ::isatty(STDOUT_FILENO) == 1);
   StatusCallback on_status;
@@ -111,13 +128,13 @@ int run_command(const std::vector<std::string>& args) {
   }
   const RunResult result = run_load(config, on_status);
   status.clear();
-  emit(result, config.json_path, config.hgrm_path, config.quiet);
+  emit(result, outputs, config.quiet);
   return 0;
 }
 
 int merge_command(const std::vector<std::string>& args) {
   po::options_description desc(
-      "Usage: echolab-loadgen merge A.json B.json ... [--json OUT] [--hgrm FILE]\n"
+      "Usage: echolab-loadgen merge A.json B.json ... [--json OUT] [--hgrm FILE] [--hlog FILE]\n"
       "Merges results of one configuration run at the same time by several generators:\n"
       "counts and rates add, histograms merge exactly.\n\nOptions");
   // clang-format off
@@ -125,6 +142,7 @@ int merge_command(const std::vector<std::string>& args) {
     ("help,h", "show this help")
     ("json", po::value<std::string>(), "write the merged JSON result to FILE ('-': stdout)")
     ("hgrm", po::value<std::string>(), "write the merged latency distribution (.hgrm)")
+    ("hlog", po::value<std::string>(), "write the merged per-interval corrected latency (.hlog)")
     ("force", "merge even if the measured windows do not overlap")
     ("quiet,q", "no summary table")
     ("input", po::value<std::vector<std::string>>(), "result files");
@@ -144,9 +162,11 @@ int merge_command(const std::vector<std::string>& args) {
   }
   const auto files = vm.count("input") ? vm["input"].as<std::vector<std::string>>()
                                        : std::vector<std::string>{};
-  const std::string json_path = vm.count("json") ? vm["json"].as<std::string>() : "";
-  const std::string hgrm_path = vm.count("hgrm") ? vm["hgrm"].as<std::string>() : "";
-  check_outputs(json_path, hgrm_path);
+  auto path = [&vm](const char* option) {
+    return vm.count(option) ? vm[option].as<std::string>() : std::string();
+  };
+  const Outputs outputs{path("json"), path("hgrm"), path("hlog")};
+  check_outputs(outputs);
   std::vector<MergeInput> inputs;
   for (const std::string& file : files) {
     std::ifstream in(file);
@@ -160,7 +180,7 @@ int merge_command(const std::vector<std::string>& args) {
     }
   }
   const RunResult merged = merge_results(inputs, vm.count("force") > 0);
-  emit(merged, json_path, hgrm_path, vm.count("quiet") > 0);
+  emit(merged, outputs, vm.count("quiet") > 0);
   return 0;
 }
 

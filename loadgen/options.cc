@@ -99,6 +99,7 @@ po::options_description describe_options() {
     ("cpus", po::value<std::string>(), "pin thread i to the i-th CPU of this list, e.g. 2,3 or 0-3")
     ("json", po::value<std::string>(), "write the JSON result to FILE ('-': stdout)")
     ("hgrm", po::value<std::string>(), "write the latency distribution in HdrHistogram .hgrm format")
+    ("hlog", po::value<std::string>(), "write one histogram per interval in HdrHistogram's interval log (.hlog) format")
     ("quiet,q", "no summary table")
     ("no-status", "no live status line, even on a terminal")
     ("seed", po::value<std::string>()->default_value("1"), "seed of the message-size sequence")
@@ -404,6 +405,7 @@ ParsedCommand parse_command_line(const std::vector<std::string>& args) {
   }
   if (vm.count("json")) config.json_path = get<std::string>(vm, "json");
   if (vm.count("hgrm")) config.hgrm_path = get<std::string>(vm, "hgrm");
+  if (vm.count("hlog")) config.hlog_path = get<std::string>(vm, "hlog");
   config.quiet = vm.count("quiet") > 0;
   config.live_status = vm.count("no-status") == 0;
   config.seed = whole_option(vm, "seed", 0, UINT64_MAX);

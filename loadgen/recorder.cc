@@ -55,13 +55,16 @@ std::string_view to_string(Anomaly anomaly) {
 Histogram make_latency_histogram() { return Histogram(1'000, 60'000'000'000, 3); }
 Histogram make_send_lag_histogram() { return Histogram(1, 60'000'000'000, 3); }
 Histogram make_interval_histogram() { return Histogram(1'000, 60'000'000'000, 2); }
+Histogram make_interval_send_lag_histogram() { return Histogram(1, 60'000'000'000, 2); }
 
-Recorder::Recorder(std::int64_t measure_start, std::int64_t interval, std::size_t max_intervals)
+Recorder::Recorder(std::int64_t measure_start, std::int64_t interval, std::size_t max_intervals,
+                   bool interval_details)
     : measure_start_(measure_start),
       interval_ns_(interval),
       next_boundary_(measure_start),
       last_index_(std::max<std::size_t>(max_intervals, 1) - 1),
-      intervals_(std::max<std::size_t>(max_intervals, 1)) {}
+      intervals_(std::max<std::size_t>(max_intervals, 1)),
+      interval_details_(interval_details) {}
 
 void Recorder::set_measure_start(std::int64_t measure_start, std::int64_t planned_end) {
   measure_start_ = measure_start;
@@ -94,6 +97,9 @@ void Recorder::record_send(std::int64_t intended, std::int64_t sent, std::size_t
   }
   if (scheduled) {
     send_lag_.record(sent - intended);
+    if (current_ != nullptr && current_->send_lag) {
+      current_->send_lag->record(sent - intended);
+    }
   }
   ++sent_;
   bytes_sent_ += wire_bytes;
@@ -114,6 +120,7 @@ void Recorder::record_echo(std::int64_t intended, std::int64_t sent, std::int64_
     ++current_->messages;
     current_->bytes += wire_bytes;
     current_->latency.record(done - intended);
+    if (current_->uncorrected) current_->uncorrected->record(done - sent);
   }
   published_messages_.store(received_, std::memory_order_relaxed);
 }
@@ -136,6 +143,10 @@ void Recorder::open_interval(std::size_t index) {
   // Allocates once per interval (not per message): a fresh histogram for the new interval.
   intervals_[index] = std::make_unique<Interval>();
   current_ = intervals_[index].get();
+  if (interval_details_) {
+    current_->uncorrected.emplace(make_interval_histogram());
+    current_->send_lag.emplace(make_interval_send_lag_histogram());
+  }
   current_->start_ns = static_cast<std::int64_t>(index) * interval_ns_;
   current_->length_ns = interval_ns_;
   used_intervals_ = index + 1;

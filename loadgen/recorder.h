@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -58,6 +59,7 @@ inline constexpr int kAnomalyKinds = static_cast<int>(Anomaly::kCount);
 [[nodiscard]] Histogram make_latency_histogram();
 [[nodiscard]] Histogram make_send_lag_histogram();
 [[nodiscard]] Histogram make_interval_histogram();
+[[nodiscard]] Histogram make_interval_send_lag_histogram();
 
 struct Interval {
   std::int64_t start_ns = 0;  // relative to the start of measurement
@@ -66,6 +68,10 @@ struct Interval {
   std::uint64_t bytes = 0;  // echoed bytes received
   std::uint64_t errors = 0;
   Histogram latency = make_interval_histogram();  // corrected
+  // Kept only when the recorder was asked for them (the .hlog output): two more histograms
+  // per interval and thread are memory the time series alone does not need.
+  std::optional<Histogram> uncorrected;
+  std::optional<Histogram> send_lag;
 };
 
 struct ThreadUsage {
@@ -77,7 +83,9 @@ struct ThreadUsage {
 class Recorder {
  public:
   // Times are CLOCK_MONOTONIC nanoseconds; results count from `measure_start`.
-  Recorder(std::int64_t measure_start, std::int64_t interval, std::size_t max_intervals);
+  // `interval_details`: also keep uncorrected and send lag per interval (Interval's optionals).
+  Recorder(std::int64_t measure_start, std::int64_t interval, std::size_t max_intervals,
+           bool interval_details = false);
   Recorder(const Recorder&) = delete;
   Recorder& operator=(const Recorder&) = delete;
 
@@ -160,6 +168,7 @@ class Recorder {
   ThreadUsage usage_;
   ThreadUsage usage_at_start_;
   bool started_ = false;
+  bool interval_details_ = false;
 };
 
 }  // namespace echolab

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,9 @@ struct IntervalResult {
   std::uint64_t bytes = 0;
   std::uint64_t errors = 0;
   Histogram latency = make_interval_histogram();
+  // Present when the run kept them (--hlog); not part of the JSON.
+  std::optional<Histogram> uncorrected;
+  std::optional<Histogram> send_lag;
 };
 
 struct RunResult {

@@ -337,6 +337,14 @@ RunResult run_load(const LoadConfig& config, const StatusCallback& on_status) {
       in.bytes += part.bytes;
       in.errors += part.errors;
       in.latency.merge(part.latency);
+      if (part.uncorrected) {
+        if (!in.uncorrected) in.uncorrected.emplace(make_interval_histogram());
+        in.uncorrected->merge(*part.uncorrected);
+      }
+      if (part.send_lag) {
+        if (!in.send_lag) in.send_lag.emplace(make_interval_send_lag_histogram());
+        in.send_lag->merge(*part.send_lag);
+      }
     }
     r.threads.push_back(rec.usage());
     for (std::size_t i = 0; i < syscalls.size(); ++i) {

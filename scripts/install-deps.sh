@@ -7,7 +7,8 @@ packages=(
   build-essential cmake git pkg-config
   libboost-program-options-dev nlohmann-json3-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev libbenchmark-tools
-  liburing-dev
+  liburing-dev zlib1g-dev
+  libhdrhistogram-java default-jre-headless
   socat netcat-openbsd sockperf iproute2 procps
   python3 python3-matplotlib python3-jsonschema
   clang libclang-rt-14-dev valgrind
