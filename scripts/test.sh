@@ -20,7 +20,7 @@ else
 fi
 
 cmake --preset fuzz >/dev/null
-cmake --build --preset fuzz -j "$jobs" --target frame_decoder_fuzz options_fuzz
+cmake --build --preset fuzz -j "$jobs" --target fuzzers
 if [ "$long" = 1 ]; then
   ctest --preset fuzz -L 'fuzz'
 else
