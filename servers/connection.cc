@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 
@@ -194,6 +195,14 @@ bool continue_after_accept_failure(const AcceptResult& result, bool pause) {
     ::nanosleep(&backoff, nullptr);
   }
   return true;
+}
+
+std::chrono::milliseconds wait_for_deadline(std::chrono::steady_clock::time_point deadline) {
+  if (deadline == std::chrono::steady_clock::time_point::max()) {
+    return std::chrono::milliseconds(-1);
+  }
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  return std::max(std::chrono::milliseconds(0), left);
 }
 
 }  // namespace echolab

@@ -1,6 +1,7 @@
 #pragma once
 // What the blocking engines (iterative, prefork, prethread, fork, thread) share: the echo
 // loop of one blocking stream connection, and the bookkeeping around it.
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <string>
@@ -53,5 +54,10 @@ bool continue_after_accept_failure(const AcceptResult& result, bool pause = true
 // WHAT" on stderr, marks the run failed and requests a stop. Callable from any thread.
 void fail_engine(const std::string& what);
 [[nodiscard]] bool engine_failed();
+
+// The timeout of an event loop's wait for its earliest idle deadline (time_point::max():
+// none, -1, wait for ever), rounded up so that a wait never ends just before the deadline it
+// waits for, and never negative.
+[[nodiscard]] std::chrono::milliseconds wait_for_deadline(std::chrono::steady_clock::time_point deadline);
 
 }  // namespace echolab

@@ -557,11 +557,7 @@ class UringLoop {
         next = std::min(next, client->deadline);
       }
     }
-    if (next == Clock::time_point::max()) {
-      return std::chrono::milliseconds(-1);
-    }
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(next - Clock::now());
-    return std::max(std::chrono::milliseconds(0), left);
+    return wait_for_deadline(next);
   }
 
   void close_idle_clients() {

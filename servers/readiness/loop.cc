@@ -296,12 +296,7 @@ class ReadinessLoop {
         next = std::min(next, client->deadline);
       }
     }
-    if (next == Clock::time_point::max()) {
-      return std::chrono::milliseconds(-1);
-    }
-    // Rounded up, so a wait never ends just before the deadline it waits for.
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(next - Clock::now());
-    return std::max(std::chrono::milliseconds(0), left);
+    return wait_for_deadline(next);
   }
 
   // A client whose work is in flight is not idle: the server, not the peer, is slow.
