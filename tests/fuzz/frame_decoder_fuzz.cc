@@ -9,8 +9,11 @@
 
 #include "core/framing.h"
 #include "core/session.h"
+#include "tests/fuzz/fuzz_input.h"
 
 namespace {
+
+using echolab::fuzz::check;
 
 using echolab::FrameDecoder;
 
@@ -38,22 +41,15 @@ Reference parse_whole(const std::byte* data, std::size_t size, std::uint32_t max
   return ref;
 }
 
-void check(bool condition) {
-  if (!condition) {
-    std::abort();
-  }
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* raw, std::size_t size) {
-  if (size < 2) {
+  const auto input = echolab::fuzz::split_input(raw, size);
+  if (!input) {
     return 0;
   }
-  const std::uint32_t max_frame = 1u << (raw[0] % 21);  // 1 B .. 1 MiB
-  std::uint32_t chunk_seed = raw[1] | 1u;
-  const auto* stream = reinterpret_cast<const std::byte*>(raw + 2);
-  const std::size_t length = size - 2;
+  const auto [max_frame, chunk_seed, stream, length] = *input;
+  echolab::fuzz::Chunks chunks(chunk_seed);
   const Reference ref = parse_whole(stream, length, max_frame);
 
   // The decoder alone, in pseudo-random chunks.
@@ -61,8 +57,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* raw, std::size_t size)
   std::vector<std::size_t> ends;
   bool oversize = false;
   for (std::size_t pos = 0; pos < length && !oversize;) {
-    chunk_seed = chunk_seed * 1103515245u + 12345u;
-    const std::size_t n = std::min<std::size_t>(1 + (chunk_seed >> 16) % 97, length - pos);
+    const std::size_t n = std::min(chunks.next(97), length - pos);
     const std::size_t base = pos;
     oversize = decoder.scan(std::span(stream + pos, n),
                             [&](std::size_t end, std::uint32_t) { ends.push_back(base + end); }) ==
@@ -82,8 +77,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* raw, std::size_t size)
   for (std::size_t pos = 0; pos < length && ok;) {
     auto space = session.receive_buffer();
     check(!space.empty());
-    chunk_seed = chunk_seed * 1103515245u + 12345u;
-    const std::size_t n = std::min({space.size(), length - pos, std::size_t{1} + (chunk_seed >> 16) % 4099});
+    const std::size_t n = std::min({space.size(), length - pos, chunks.next(4099)});
     std::memcpy(space.data(), stream + pos, n);
     pos += n;
     ok = session.commit_received(n, counters);
