@@ -26,10 +26,8 @@ that died or a run the generator called invalid is recorded with its reason, and
 run goes on. Standard library only (Debian's /usr/bin/python3).
 """
 import argparse
-import datetime
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -40,8 +38,8 @@ sys.path.insert(0, HERE)
 
 from loadgen_overhead import pinned  # noqa: E402
 from runner import procfs  # noqa: E402
-from runner.cell import CellFailure, kill_group, read_ready_line, start_server  # noqa: E402
-from runner.main import environment, git_commit  # noqa: E402
+from runner.cell import CellFailure, read_ready_line, start_server  # noqa: E402
+from runner.comparison import KeptServer, context, write_result  # noqa: E402
 
 # engine -> the twin of its model. prethread is prefork's model with threads, poll is
 # select's loop over poll(): each is held to the nearest bare model.
@@ -49,7 +47,6 @@ TWINS = {"iterative": "iterative", "fork": "fork", "thread": "thread", "prefork"
          "prethread": "prefork", "select": "select", "poll": "select", "epoll": "epoll"}
 MODES = "closed:1,closed:16,connect:1,connect:4"
 READY_TIMEOUT_S = 10
-STOP_TIMEOUT_S = 5
 TARGET_RATIO = 0.9
 GENERATOR_BOUND = 0.9  # echolab-loadgen's own default --max-cpu
 
@@ -69,24 +66,17 @@ def engine_rows(server):
     return {row["name"]: row for row in json.loads(done.stdout)}
 
 
-class Server:
+class Server(KeptServer):
     """One server (an engine or a twin) for a whole pair, restarted if it dies."""
 
     def __init__(self, command, cpu):
+        super().__init__()
         self.command = pinned(command, cpu)
-        self.process = None
         self.target = None
 
-    def ensure_running(self):
-        if self.process is not None and self.process.poll() is None:
-            return None
-        died = None
-        if self.process is not None:
-            died = f"server exited with status {self.process.returncode}"
-            kill_group(self.process)
+    def launch(self):
         self.process = start_server(self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.target = read_ready_line(self.process, READY_TIMEOUT_S)  # kills it and raises if not ready
-        return died
 
     def memory(self):
         """VmSize, VmRSS and VmPTE (kB) of the server process: what a fork has to copy."""
@@ -100,18 +90,6 @@ class Server:
         except (OSError, ValueError):
             pass
         return found
-
-    def stop(self):
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                pass
-        kill_group(self.process)  # whatever children are left, and reaps the server
-        self.process = None
 
 
 def server_cpu_s(server):
@@ -332,10 +310,7 @@ def main():
         "benchmark": "fidelity",
         "description": "median rate of echolab-server --engine E over the same model's minimal twin "
                        "(bench/twins), interleaved ABBA; target ratio >= 0.9",
-        "context": {**environment(), "date_utc": datetime.datetime.now(datetime.timezone.utc)
-                    .isoformat(timespec="seconds"), "git_commit": git_commit(),
-                    "build_dir": os.path.abspath(args.build_dir), "command": sys.argv,
-                    "load_avg": list(os.getloadavg()), "elapsed_s": round(time.monotonic() - started, 1)},
+        "context": context(args.build_dir, started),
         "config": {"size_bytes": args.size, "warmup_s": args.warmup, "duration_s": args.duration,
                    "rounds": args.rounds, "workers": args.workers, "server_cpu": args.server_cpu,
                    "client_cpu": args.client_cpu, "target_ratio": TARGET_RATIO},
@@ -343,10 +318,7 @@ def main():
         "stack": stack,
         "min_ratio": min(ratios) if ratios else None,
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as out:
-        json.dump(result, out, indent=1)
-        out.write("\n")
+    write_result(args.out, result)
     print(f"minimum ratio {result['min_ratio']:.2f} -> {args.out}" if ratios else f"no ratio -> {args.out}")
 
 

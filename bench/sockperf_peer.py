@@ -18,8 +18,6 @@ Every run is bounded (sockperf's -t and a subprocess timeout); a server that die
 restarted and the run recorded with its reason. Standard library only (/usr/bin/python3).
 """
 import argparse
-import datetime
-import json
 import os
 import re
 import shutil
@@ -36,10 +34,9 @@ sys.path.insert(0, HERE)
 
 from loadgen_overhead import pinned  # noqa: E402
 from runner.cell import CellFailure, kill_group, read_ready_line, start_server  # noqa: E402
-from runner.main import environment, git_commit  # noqa: E402
+from runner.comparison import KeptServer, context, write_result  # noqa: E402
 
 READY_TIMEOUT_S = 10
-STOP_TIMEOUT_S = 5
 SIDES = ("echolab", "sockperf")
 
 
@@ -63,55 +60,38 @@ def wait_for_listener(port, process, timeout):
     raise CellFailure(f"sockperf server not listening on port {port} after {timeout} s")
 
 
-class Server:
+class Server(KeptServer):
     """One side's server for a whole configuration, restarted if it dies."""
 
     def __init__(self, side, args, workdir):
+        super().__init__()
         self.side = side
         self.args = args
         self.workdir = workdir
-        self.process = None
         self.port = None
+        if side == "sockperf":
+            self.stop_signal = signal.SIGINT
 
-    def ensure_running(self):
-        if self.process is not None and self.process.poll() is None:
-            return None
-        died = None
-        if self.process is not None:
-            died = f"server exited with status {self.process.returncode}"
-            kill_group(self.process)
+    def launch(self):
         if self.side == "echolab":
             command = [self.args.server, "--engine", "epoll", "--protocol", "sockperf", "--listen", "127.0.0.1:0"]
             self.process = start_server(pinned(command, self.args.server_cpu), stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE)
             target = read_ready_line(self.process, READY_TIMEOUT_S)  # kills it and raises if not ready
             self.port = int(target.rsplit(":", 1)[1])
-        else:
-            self.port = free_port()
-            feed = os.path.join(self.workdir, "server.feed")
-            with open(feed, "w") as out:
-                out.write(f"T:127.0.0.1:{self.port}\n")
-            command = [self.args.sockperf, "server", "-f", feed, "-F", "epoll"]
-            self.process = start_server(pinned(command, self.args.server_cpu), stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
-            try:
-                wait_for_listener(self.port, self.process, READY_TIMEOUT_S)
-            except CellFailure:
-                kill_group(self.process)
-                raise
-        return died
-
-    def stop(self):
-        if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT if self.side == "sockperf" else signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                pass
-        kill_group(self.process)
-        self.process = None
+        self.port = free_port()
+        feed = os.path.join(self.workdir, "server.feed")
+        with open(feed, "w") as out:
+            out.write(f"T:127.0.0.1:{self.port}\n")
+        command = [self.args.sockperf, "server", "-f", feed, "-F", "epoll"]
+        self.process = start_server(pinned(command, self.args.server_cpu), stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+        try:
+            wait_for_listener(self.port, self.process, READY_TIMEOUT_S)
+        except CellFailure:
+            kill_group(self.process)
+            raise
 
 
 def parse_client_output(text):
@@ -223,19 +203,13 @@ def main():
         "benchmark": "sockperf-peer",
         "description": "sockperf ping-pong (TCP) against echolab-server --engine epoll --protocol sockperf "
                        "and against sockperf server -F epoll, interleaved ABBA; ratios are echolab / sockperf",
-        "context": {**environment(), "date_utc": datetime.datetime.now(datetime.timezone.utc)
-                    .isoformat(timespec="seconds"), "git_commit": git_commit(),
-                    "build_dir": os.path.abspath(args.build_dir), "command": sys.argv,
-                    "sockperf_version": (version.stdout + version.stderr).strip().splitlines()[:1],
-                    "load_avg": list(os.getloadavg()), "elapsed_s": round(time.monotonic() - started, 1)},
+        "context": context(args.build_dir, started,
+                           sockperf_version=(version.stdout + version.stderr).strip().splitlines()[:1]),
         "config": {"size_bytes": args.size, "duration_s": args.duration, "rounds": args.rounds,
                    "server_cpu": args.server_cpu, "client_cpu": args.client_cpu, "transport": "tcp"},
         "entries": entries,
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as out:
-        json.dump(result, out, indent=1)
-        out.write("\n")
+    write_result(args.out, result)
     print(f"-> {args.out}")
 
 
