@@ -22,10 +22,11 @@ import sys
 import tempfile
 import unittest
 
+from echo_server import EchoServer
+
 SERVER = sys.argv.pop(1) if len(sys.argv) > 2 else "build/ci/servers/echolab-server"
 LOADGEN = sys.argv.pop(1) if len(sys.argv) > 1 else "build/ci/loadgen/echolab-loadgen"
 JAR = sys.argv.pop(1) if len(sys.argv) > 1 else "/usr/share/java/hdrhistogram.jar"
-READY = re.compile(r"echolab-server listening (\S+) (\S+)$")
 PERCENTILES = ["p50_us", "p90_us", "p99_us", "p99_9_us", "p99_99_us", "max_us"]  # the T: columns
 TOTAL = re.compile(r"T:(\d+) \(\s*" + r"\s+".join([r"([\d.]+)"] * 6) + r"\s*\)")
 INTERVAL = re.compile(r"^([\d.]+): I:(\d+) \(\s*([\d.]+)\s")
@@ -37,37 +38,6 @@ def reference_missing():
     if not os.path.exists(JAR):
         return f"{JAR} is missing (libhdrhistogram-java)"
     return None
-
-
-class Server:
-    """echolab-server (epoll) on port 0, its ready line awaited; stopped with SIGTERM."""
-
-    def __init__(self):
-        self.process = subprocess.Popen([SERVER, "--engine", "epoll", "--listen", "127.0.0.1:0"],
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = self.process.stdout.readline().strip()
-        match = READY.match(line)
-        if not match:
-            self.stop()
-            raise RuntimeError(f"server did not start: {line!r}")
-        self.address = match.group(2)
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        for stream in (self.process.stdout, self.process.stderr):
-            stream.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 def loadgen(*args, timeout=60):
@@ -97,7 +67,7 @@ class Reference(unittest.TestCase):
         cls.other_json = os.path.join(d, "other.json")
         common = ["--mode", "open", "--rate", "3000", "-c", "4", "--warmup", "0.2s", "--duration", "1.5s",
                   "--interval", "0.5s", "--quiet", "--no-status"]
-        with Server() as server:
+        with EchoServer(SERVER, "epoll") as server:
             # A second generator at the same time, for merge (it needs the windows to overlap).
             other = subprocess.Popen([LOADGEN, "--target", server.address, *common, "--json", cls.other_json],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

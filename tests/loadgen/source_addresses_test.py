@@ -12,7 +12,6 @@
 """
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -20,9 +19,10 @@ import tempfile
 import time
 import unittest
 
+from echo_server import EchoServer
+
 SERVER = sys.argv.pop(1) if len(sys.argv) > 2 else "build/ci/servers/echolab-server"
 LOADGEN = sys.argv.pop(1) if len(sys.argv) > 1 else "build/ci/loadgen/echolab-loadgen"
-READY = re.compile(r"echolab-server listening (\S+) (\S+)$")
 
 
 def stream_engine():
@@ -34,41 +34,6 @@ def stream_engine():
                 and row.get("descriptors_below") is None and row.get("cap_option") is None):
             return row["name"]
     raise unittest.SkipTest("no multiplexed stream engine in the registry")
-
-
-class Server:
-    """echolab-server on `listen`, its ready line awaited; stopped with SIGTERM on exit."""
-
-    def __init__(self, listen):
-        self.process = subprocess.Popen([SERVER, "--engine", stream_engine(), "--listen", listen],
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = self.process.stdout.readline().strip()  # the server prints it at once, or exits
-        match = READY.match(line)
-        if not match:
-            self.process.kill()  # a server that printed something else must not keep us waiting
-            self.process.wait()
-            err = self.process.stderr.read()
-            self.stop()
-            raise RuntimeError(f"server did not start: {line!r} {err}")
-        self.address = match.group(2)
-        self.port = int(self.address.rsplit(":", 1)[1])
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        for stream in (self.process.stdout, self.process.stderr):
-            stream.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 def loadgen(*args, timeout=30):
@@ -86,7 +51,7 @@ class Forced(unittest.TestCase):
     def test_every_source_address_reaches_the_server_and_every_echo_is_verified(self):
         if not shutil.which("ss"):
             self.skipTest("ss (iproute2) is not installed")
-        with Server("127.0.0.1:0") as server, tempfile.TemporaryDirectory() as scratch:
+        with EchoServer(SERVER, stream_engine(), "127.0.0.1:0") as server, tempfile.TemporaryDirectory() as scratch:
             out = os.path.join(scratch, "out.json")
             run = subprocess.Popen([LOADGEN, "--target", server.address, "-c", "40", "--source-addresses",
                                     "127.0.0.1-127.0.0.4", "--warmup", "0.2s", "--duration", "1.5s",
@@ -166,7 +131,7 @@ class Mistakes(unittest.TestCase):
         self.assertIn(needle, lines[0])
 
     def test_bad_values_are_one_line(self):
-        with Server("127.0.0.1:0") as server:
+        with EchoServer(SERVER, stream_engine(), "127.0.0.1:0") as server:
             for value, needle in (("0", "from 1 to 1024"), ("2000", "from 1 to 1024"),
                                   ("10.0.0.1-10.0.0.4", "loopback addresses (127.0.0.0/8)"),
                                   ("127.0.0.9-127.0.0.1", "first address is past its last"),
@@ -182,7 +147,7 @@ class Mistakes(unittest.TestCase):
 
     def test_a_target_that_is_not_ipv4_loopback_is_one_line(self):
         try:
-            server = Server("[::1]:0")
+            server = EchoServer(SERVER, stream_engine(), "[::1]:0")
         except RuntimeError as error:
             self.skipTest(f"no IPv6 loopback here: {error}")
         with server:
