@@ -6,6 +6,8 @@
 #include <random>
 #include <vector>
 
+#include "tests/unit/session_pump.h"
+
 namespace echolab {
 namespace {
 
@@ -13,33 +15,6 @@ std::vector<std::byte> frame(std::uint32_t length, std::uint8_t fill) {
   std::vector<std::byte> bytes(kFrameHeaderSize + length, std::byte{fill});
   encode_frame_header(length, bytes.data());
   return bytes;
-}
-
-// Pushes `input` through the session in chunks of `chunk` bytes, draining `drain` bytes of
-// output after each chunk; returns everything the session let out.
-std::vector<std::byte> pump(StreamSession& session, const std::vector<std::byte>& input, std::size_t chunk,
-                            Counters& counters, bool* protocol_ok = nullptr) {
-  std::vector<std::byte> out;
-  std::size_t pos = 0;
-  bool ok = true;
-  while (pos < input.size() && ok) {
-    if (!session.wants_input()) {
-      ADD_FAILURE() << "a peer that reads everything is never paused";
-      break;
-    }
-    auto space = session.receive_buffer();
-    const std::size_t n = std::min({chunk, space.size(), input.size() - pos});
-    std::memcpy(space.data(), input.data() + pos, n);
-    pos += n;
-    ok = session.commit_received(n, counters);
-    const auto ready = session.output();
-    out.insert(out.end(), ready.begin(), ready.end());
-    session.commit_sent(ready.size(), counters);
-  }
-  if (protocol_ok != nullptr) {
-    *protocol_ok = ok;
-  }
-  return out;
 }
 
 TEST(StreamSession, FramedEchoesWholeFramesOnly) {

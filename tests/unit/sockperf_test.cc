@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/session.h"
+#include "tests/unit/session_pump.h"
 
 namespace echolab {
 namespace {
@@ -44,28 +45,6 @@ ProtocolConfig sockperf_config(std::uint32_t max_frame = kDefaultMaxFrame) {
   config.protocol = Protocol::sockperf;
   config.max_frame = max_frame;
   return config;
-}
-
-// Feeds `input` in chunks of `chunk` bytes (sending all output after each); returns the
-// output and whether the session kept the connection.
-std::vector<std::byte> pump(StreamSession& session, const std::vector<std::byte>& input, std::size_t chunk,
-                            Counters& counters, bool* kept = nullptr) {
-  std::vector<std::byte> out;
-  bool ok = true;
-  for (std::size_t pos = 0; pos < input.size() && ok;) {
-    auto space = session.receive_buffer();
-    const std::size_t n = std::min({chunk, space.size(), input.size() - pos});
-    std::memcpy(space.data(), input.data() + pos, n);
-    pos += n;
-    ok = session.commit_received(n, counters);
-    const auto ready = session.output();
-    out.insert(out.end(), ready.begin(), ready.end());
-    session.commit_sent(ready.size(), counters);
-  }
-  if (kept != nullptr) {
-    *kept = ok;
-  }
-  return out;
 }
 
 TEST(SockperfHeader, IsPackedBigEndianAsSockperfWritesIt) {
