@@ -49,6 +49,9 @@ constexpr int kBufferGroup = 0;
 // Bytes a connection may hold received but not yet in its session (they arrive while a
 // send from the session is in flight): past this, its recv is cancelled until they are in.
 constexpr std::size_t kPendingLimit = 64 * 1024;
+// Spare pending blocks a loop keeps for reuse (1 MiB): enough for the bursts of a few
+// connections under back-pressure, without holding a past peak's worth forever.
+constexpr std::size_t kSpareBlocks = 256;
 constexpr int kAcceptBurst = 16;  // accepts per wake-up of a polled listener
 constexpr std::chrono::milliseconds kDrainSlice{100};
 constexpr std::chrono::seconds kCancelWait{1};  // for cancelled requests to complete at the end
@@ -60,6 +63,87 @@ constexpr std::uint64_t kSendOp = 2;
 constexpr std::uint64_t kEndOp = 3;
 constexpr std::uint64_t kOpMask = 7;
 
+// Blocks of kBufferSize bytes that a loop hands to its connections' pending input and takes
+// back once it is fed in: a connection's pending memory follows what it holds, with no
+// reallocation copies (a growing vector keeps up to twice its need, and the old copies).
+class BlockPool {
+ public:
+  std::unique_ptr<std::byte[]> take() {
+    if (spare_.empty()) {
+      return std::make_unique_for_overwrite<std::byte[]>(kBufferSize);
+    }
+    auto block = std::move(spare_.back());
+    spare_.pop_back();
+    return block;
+  }
+  void give_back(std::unique_ptr<std::byte[]> block) {
+    if (spare_.size() < kSpareBlocks) {
+      spare_.push_back(std::move(block));
+    }
+  }
+
+ private:
+  std::vector<std::unique_ptr<std::byte[]>> spare_;
+};
+
+// Bytes received but not yet taken by the session, in order, in blocks from a BlockPool.
+class PendingInput {
+ public:
+  [[nodiscard]] bool empty() const { return size_ == 0; }
+  [[nodiscard]] std::size_t size() const { return size_; }
+
+  void append(std::span<const std::byte> data, BlockPool& pool) {
+    while (!data.empty()) {
+      if (blocks_.empty() || blocks_.back().end == kBufferSize) {
+        blocks_.push_back(Block{pool.take(), 0, 0});
+      }
+      Block& last = blocks_.back();
+      const std::size_t n = std::min(data.size(), kBufferSize - last.end);
+      std::memcpy(last.bytes.get() + last.end, data.data(), n);
+      last.end += n;
+      size_ += n;
+      data = data.subspan(n);
+    }
+  }
+
+  // The oldest contiguous run of pending bytes; empty when nothing is pending.
+  [[nodiscard]] std::span<const std::byte> front() const {
+    if (blocks_.empty()) {
+      return {};
+    }
+    const Block& first = blocks_.front();
+    return {first.bytes.get() + first.begin, first.end - first.begin};
+  }
+
+  // Drops `n` bytes (at most front().size()) from the front.
+  void consume(std::size_t n, BlockPool& pool) {
+    Block& first = blocks_.front();
+    first.begin += n;
+    size_ -= n;
+    if (first.begin == first.end) {
+      pool.give_back(std::move(first.bytes));
+      blocks_.erase(blocks_.begin());
+    }
+  }
+
+  void clear(BlockPool& pool) {
+    for (Block& block : blocks_) {
+      pool.give_back(std::move(block.bytes));
+    }
+    blocks_.clear();
+    size_ = 0;
+  }
+
+ private:
+  struct Block {
+    std::unique_ptr<std::byte[]> bytes;
+    std::size_t begin;
+    std::size_t end;
+  };
+  std::vector<Block> blocks_;
+  std::size_t size_ = 0;
+};
+
 struct Client {
   Client(Fd socket, const ProtocolConfig& protocol, Clock::time_point idle_deadline)
       : fd(std::move(socket)), session(protocol), deadline(idle_deadline) {}
@@ -69,7 +153,7 @@ struct Client {
   Clock::time_point deadline;
   // Received while a send from the session's buffer was in flight (the session may move its
   // buffer as it receives) or while the session wanted no input; fed in before anything else.
-  std::vector<std::byte> pending;
+  PendingInput pending;
   bool receiving = false;     // a multishot recv is armed, until a completion without F_MORE
   bool recv_cancelled = false;
   // One recv at a time instead of a multishot one, once back-pressure cancelled it or the
@@ -141,7 +225,9 @@ class UringLoop {
       throw sys_error("io_uring_register_buf_ring", -error);
     }
     ring_ready_ = true;
-    buffers_ = std::make_unique_for_overwrite<std::byte[]>(kBufferCount * kBufferSize);
+    // Zeroed, so every page is touched now: the buffers are a fixed cost of the ring, paid at
+    // start, not memory that seems to grow with the first connections that fill them.
+    buffers_ = std::make_unique<std::byte[]>(kBufferCount * kBufferSize);
     io_uring_buf_ring_init(buffer_ring_);
     for (unsigned id = 0; id < kBufferCount; ++id) {
       io_uring_buf_ring_add(buffer_ring_, buffers_.get() + id * kBufferSize, kBufferSize, static_cast<unsigned short>(id),
@@ -429,7 +515,7 @@ class UringLoop {
     if (!client.sending && client.pending.empty()) {
       data = data.subspan(feed(client, data));
     }
-    client.pending.insert(client.pending.end(), data.begin(), data.end());
+    client.pending.append(data, spare_blocks_);
     if (client.pending.size() >= kPendingLimit || client.session_done) {
       stop_receiving(client);
     }
@@ -445,7 +531,7 @@ class UringLoop {
       taken += n;
       if (!client.session.commit_received(n, counters_)) {
         client.session_done = true;  // the frames complete before the reason are still sent
-        client.pending.clear();
+        client.pending.clear(spare_blocks_);
         return data.size();
       }
       if (client.session.take_progress()) {
@@ -469,10 +555,16 @@ class UringLoop {
   // Feeds what is pending, sends what is owed, closes once done, and keeps a recv armed while
   // the session wants input.
   void advance(Client& client) {
-    if (!client.sending && !client.pending.empty()) {
-      const std::size_t taken = feed(client, client.pending);
-      client.pending.erase(client.pending.begin(),
-                           client.pending.begin() + static_cast<std::ptrdiff_t>(std::min(taken, client.pending.size())));
+    while (!client.sending && !client.pending.empty() && !client.session_done) {
+      const std::span<const std::byte> oldest = client.pending.front();
+      const std::size_t taken = feed(client, oldest);
+      if (client.session_done) {
+        break;  // feed() has dropped what was pending
+      }
+      client.pending.consume(taken, spare_blocks_);
+      if (taken < oldest.size()) {
+        break;  // the session takes no more for now
+      }
     }
     if (!client.sending && client.session.has_output()) {
       start_send(client);
@@ -584,6 +676,7 @@ class UringLoop {
   bool ring_ready_ = false;
   io_uring_buf_ring* buffer_ring_ = nullptr;
   std::unique_ptr<std::byte[]> buffers_;
+  BlockPool spare_blocks_;
   Counters counters_;
   std::vector<std::unique_ptr<Client>> clients_;  // indexed by descriptor
   std::size_t live_clients_ = 0;

@@ -40,8 +40,12 @@ std::string ProcStat::describe() const {
   return std::to_string(pid) + " (" + name + ") state " + state + " ppid " + std::to_string(ppid);
 }
 
-std::optional<ProcStat> read_proc_stat(pid_t pid) {
-  std::ifstream file("/proc/" + std::to_string(pid) + "/stat");
+namespace {
+
+// A stat file of /proc: a process's (/proc/PID/stat) or one of its threads'
+// (/proc/PID/task/TID/stat), which have the same layout.
+std::optional<ProcStat> read_stat_file(const std::string& path, pid_t pid) {
+  std::ifstream file(path);
   std::string line;
   if (!std::getline(file, line)) {
     return std::nullopt;
@@ -68,6 +72,29 @@ std::optional<ProcStat> read_proc_stat(pid_t pid) {
   stat.ppid = static_cast<pid_t>(std::stol(fields[1]));
   stat.start_time = std::stoull(fields[19]);
   return stat;
+}
+
+// Every thread asleep: a pool's main thread waits while its workers may still be starting.
+bool every_thread_asleep(pid_t pid) {
+  std::error_code error;
+  const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+  bool any = false;
+  for (const auto& entry : std::filesystem::directory_iterator(tasks, error)) {
+    const auto tid = parse_pid(entry.path().filename().string());
+    // A thread gone since the listing has no stat: it is not starting up either.
+    const auto stat = tid ? read_stat_file(entry.path() / "stat", *tid) : std::nullopt;
+    if (stat && stat->state != 'S') {
+      return false;
+    }
+    any = any || stat.has_value();
+  }
+  return any;
+}
+
+}  // namespace
+
+std::optional<ProcStat> read_proc_stat(pid_t pid) {
+  return read_stat_file("/proc/" + std::to_string(pid) + "/stat", pid);
 }
 
 std::vector<ProcStat> list_descendants(pid_t root) {
@@ -180,9 +207,7 @@ int settled_fd_count(pid_t pid, milliseconds timeout) {
   for (;;) {
     std::this_thread::sleep_for(milliseconds(20));
     const int count = count_open_fds(pid);
-    const auto stat = read_proc_stat(pid);
-    const bool asleep = stat && stat->state == 'S';
-    if (count < 0 || (asleep && count == previous) || std::chrono::steady_clock::now() >= deadline) {
+    if (count < 0 || (every_thread_asleep(pid) && count == previous) || std::chrono::steady_clock::now() >= deadline) {
       return count;
     }
     previous = count;

@@ -43,8 +43,8 @@ void reap_if_adopted(const ProcStat& recorded, std::chrono::milliseconds timeout
 // Entries of /proc/PID/fd, or -1 when the process is gone.
 [[nodiscard]] int count_open_fds(pid_t pid);
 
-// The descriptor count of a process that has finished setting itself up: asleep (blocked,
-// say, in accept) with the same count on two reads 20 ms apart, or whatever it is when
+// The descriptor count of a process that has finished setting itself up: every thread
+// asleep (blocked, say, in accept) with the same count on two reads 20 ms apart, or whatever it is when
 // `timeout` passes. A pool worker counted while it is still opening its own descriptors
 // would otherwise look as if it leaked one later.
 [[nodiscard]] int settled_fd_count(pid_t pid, std::chrono::milliseconds timeout);
