@@ -19,7 +19,6 @@ restarted and the run recorded with its reason. Standard library only (/usr/bin/
 """
 import argparse
 import os
-import re
 import shutil
 import signal
 import socket
@@ -34,6 +33,7 @@ sys.path.insert(0, HERE)
 
 from loadgen_overhead import pinned  # noqa: E402
 from runner.cell import CellFailure, kill_group, read_ready_line, start_server  # noqa: E402
+from runner import sockperf  # noqa: E402
 from runner.comparison import KeptServer, context, write_result  # noqa: E402
 
 READY_TIMEOUT_S = 10
@@ -95,34 +95,26 @@ class Server(KeptServer):
 
 
 def parse_client_output(text):
-    """Rate, p50 and p99 from sockperf 3.7's summary, or None where a line is missing."""
-    valid = re.search(r"\[Valid Duration\] RunTime=([\d.]+) sec; SentMessages=(\d+); ReceivedMessages=(\d+)", text)
-    total = re.search(r"\[Total Run\].*SentMessages=(\d+); ReceivedMessages=(\d+)", text)
-    percentiles = {float(p): float(v) for p, v in re.findall(r"percentile\s+([\d.]+)\s+=\s+([\d.]+)", text)}
-    dropped = re.search(r"# dropped messages = (\d+)", text)
-    if not valid or float(valid.group(1)) <= 0:
+    """Rate, p50 and p99 from sockperf 3.7's summary, or None without a valid window."""
+    summary = sockperf.parse_summary(text)
+    if summary is None:
         return None
-    return {"rate": int(valid.group(3)) / float(valid.group(1)),
-            "p50_us": percentiles.get(50.0), "p99_us": percentiles.get(99.0),
-            "sent": int(total.group(1)) if total else None, "received": int(total.group(2)) if total else None,
-            "dropped": int(dropped.group(1)) if dropped else None}
+    return {"rate": summary["messages_per_s"], "p50_us": summary["latency_us"]["p50"],
+            "p99_us": summary["latency_us"]["p99"], "sent": summary["total_sent"],
+            "received": summary["total_received"], "dropped": summary["dropped"]}
 
 
 def run_client(server, sockets, args, workdir):
-    feed = os.path.join(workdir, "client.feed")
-    with open(feed, "w") as out:
-        out.write(f"T:127.0.0.1:{server.port}\n" * sockets)
-    target = ["-f", feed] if sockets > 1 else ["--tcp", "-i", "127.0.0.1", "-p", str(server.port)]
-    command = pinned([args.sockperf, "ping-pong", *target, "-t", str(args.duration), "-m", str(args.size)],
-                     args.client_cpu)
+    command = pinned(sockperf.ping_pong_command(args.sockperf, "tcp", server.port, sockets, args.duration,
+                                                args.size, workdir), args.client_cpu)
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=args.duration + 20)
     except subprocess.TimeoutExpired:
         return {"valid": False, "reason": "sockperf did not finish in time"}
     parsed = parse_client_output(done.stdout + done.stderr)
     if done.returncode != 0 or parsed is None:
-        last = (done.stdout + done.stderr).strip().splitlines()
-        return {"valid": False, "reason": f"sockperf exit {done.returncode}: " + (last[-1] if last else "")}
+        return {"valid": False,
+                "reason": f"sockperf exit {done.returncode}: " + sockperf.last_message(done.stdout + done.stderr)}
     return {"valid": True, "reason": None, **parsed}
 
 

@@ -16,8 +16,10 @@ class InputError(Exception):
     """Inputs that cannot be compared; the message is the one line the user sees."""
 
 
-# Cell keys that do not change what is measured, so two cells differing only there match.
-NON_IDENTITY_KEYS = ("repetition", "side")
+# Cell keys that do not change what is measured, so two cells differing only there match:
+# sockperf_client adds a side run after the load generator's and leaves its numbers alone
+# (and result sets from before it have no such key).
+NON_IDENTITY_KEYS = ("repetition", "side", "sockperf_client")
 LATENCY_KEYS = {"p50": "p50_us", "p99": "p99_us", "p99.9": "p99_9_us"}
 
 

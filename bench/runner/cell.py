@@ -17,6 +17,7 @@ import time
 
 from . import procfs
 from . import sides
+from . import sockperf as sockperf_mod
 
 READY_TIMEOUT_S = 10
 STOP_TIMEOUT_S = 15
@@ -179,6 +180,24 @@ def _listen_address(cell, workdir):
     return "127.0.0.1:0"
 
 
+def stop_server(server):
+    """SIGTERM, and the seconds the server took to exit; CellFailure if it did not in time."""
+    started = time.monotonic()
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise CellFailure(f"server did not exit within {STOP_TIMEOUT_S}s of SIGTERM") from None
+    return round(time.monotonic() - started, 3)
+
+
+def check_exit_status(server):
+    """CellFailure quoting the server's last word if it exited with anything but 0."""
+    if server.returncode != 0:
+        message = server.stderr.read().decode(errors="replace").strip().splitlines()
+        raise CellFailure(f"server exited with status {server.returncode}" + (f": {message[-1]}" if message else ""))
+
+
 def run_echolab_cell(cell, binaries, cpus, workdir):
     stats_path = os.path.join(workdir, "server-stats.json")
     loadgen_path = os.path.join(workdir, "loadgen.json")
@@ -192,21 +211,14 @@ def run_echolab_cell(cell, binaries, cpus, workdir):
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                   timeout=budget)
         tree = procfs.process_tree(server.pid)
-        stop_started = time.monotonic()
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            raise CellFailure(f"server did not exit within {STOP_TIMEOUT_S}s of SIGTERM") from None
-        exit_info = {"status": server.returncode, "seconds_to_exit": round(time.monotonic() - stop_started, 3),
+        seconds_to_exit = stop_server(server)
+        exit_info = {"status": server.returncode, "seconds_to_exit": seconds_to_exit,
                      "leftover_processes": 0 if procfs.wait_gone(tree[1:], 2.0) else len(tree) - 1,
                      "zombies_at_end": sampler.end["zombies"]}
         if load.returncode != 0:
             message = load.stderr.decode(errors="replace").strip().splitlines()
             raise CellFailure("load generator failed: " + (message[-1] if message else f"status {load.returncode}"))
-        if server.returncode != 0:
-            message = server.stderr.read().decode(errors="replace").strip().splitlines()
-            raise CellFailure(f"server exited with status {server.returncode}" + (f": {message[-1]}" if message else ""))
+        check_exit_status(server)
         with open(loadgen_path) as f:
             loadgen = json.load(f)
         with open(stats_path) as f:
@@ -236,29 +248,32 @@ def _wait_port(port, process, timeout):
     raise CellFailure("sockperf server did not start")
 
 
-SOCKPERF_PERCENTILE = re.compile(r"percentile\s+([\d.]+)\s*=\s*([\d.]+)")
+def _sockperf_seconds(cell):
+    return max(1, int(round(cell["duration_s"])))  # sockperf's -t takes whole seconds
 
 
-def parse_sockperf(text):
-    """Round-trip latency (--full-rtt) percentiles and the valid-window message rate."""
-    clean = re.sub(r"\x1b\[[0-9;]*m", "", text)
-    valid = re.search(r"\[Valid Duration\] RunTime=([\d.]+) sec; SentMessages=(\d+); ReceivedMessages=(\d+)", clean)
-    if not valid:
-        raise CellFailure("cannot parse sockperf's output")
-    runtime, received = float(valid.group(1)), int(valid.group(3))
-    percentiles = {float(p): float(v) for p, v in SOCKPERF_PERCENTILE.findall(clean)}
-    average = re.search(r"avg-rtt=([\d.]+)", clean)
-    return {
-        "messages": received,
-        "messages_per_s": received / runtime if runtime > 0 else 0.0,
-        "latency_us": {"mean": float(average.group(1)) if average else None,
-                       "p50": percentiles.get(50.0), "p90": percentiles.get(90.0), "p99": percentiles.get(99.0),
-                       "p99.9": percentiles.get(99.9), "p99.99": percentiles.get(99.99)},
-        "note": "sockperf ping-pong: one connection, one message in flight, its own server (default I/O mode)",
-    }
+def _sockperf_message_size(cell):
+    """The cell's message size (the first of a range), never under sockperf's own header."""
+    return max(int(str(cell["size"]).split("..")[0]), sockperf_mod.MIN_MESSAGE_SIZE)
 
 
-def run_sockperf_cell(cell, cpus):
+def _run_sockperf_client(command, cell, cpus):
+    """sockperf's ping-pong client run to its end on the client CPUs, and its summary."""
+    try:
+        out = subprocess.run(_pinned(command, cpus["client"]), stdin=subprocess.DEVNULL, capture_output=True,
+                             timeout=cell["duration_s"] + 30)
+    except subprocess.TimeoutExpired:
+        raise CellFailure(f"sockperf client did not finish within {cell['duration_s'] + 30:g}s") from None
+    text = out.stdout.decode(errors="replace") + out.stderr.decode(errors="replace")
+    if out.returncode != 0:
+        raise CellFailure(f"sockperf client exited with status {out.returncode}: {sockperf_mod.last_message(text)}")
+    summary = sockperf_mod.parse_summary(text)
+    if summary is None:
+        raise CellFailure(f"no summary from sockperf's client: {sockperf_mod.last_message(text)}")
+    return summary
+
+
+def run_sockperf_cell(cell, cpus, workdir):
     if not shutil.which("sockperf"):
         raise CellFailure("sockperf is not installed")
     port = _free_port()
@@ -271,15 +286,11 @@ def run_sockperf_cell(cell, cpus):
             _wait_port(port, server, READY_TIMEOUT_S)
         else:
             time.sleep(0.3)
-        size = int(str(cell["size"]).split("..")[0])
-        client_cmd = _pinned(["sockperf", "ping-pong", "-i", "127.0.0.1", "-p", str(port), "-m", str(max(size, 14)),
-                              "-t", str(max(1, int(round(cell["duration_s"])))), "--full-rtt"]
-                             + ([proto] if proto else []), cpus["client"])
-        out = subprocess.run(client_cmd, stdin=subprocess.DEVNULL, capture_output=True,
-                             timeout=cell["duration_s"] + 30)
-        if out.returncode != 0:
-            raise CellFailure(f"sockperf client exited with status {out.returncode}")
-        return {"reference": parse_sockperf(out.stdout.decode(errors="replace") + out.stderr.decode(errors="replace"))}
+        command = sockperf_mod.ping_pong_command("sockperf", cell["transport"], port, 1, _sockperf_seconds(cell),
+                                                 _sockperf_message_size(cell), workdir, full_rtt=True)
+        summary = _run_sockperf_client(command, cell, cpus)
+        summary["note"] = "sockperf ping-pong: one connection, one message in flight, its own server (default I/O mode)"
+        return {"reference": summary}
     finally:
         server.terminate()
         try:
@@ -289,6 +300,42 @@ def run_sockperf_cell(cell, cpus):
         kill_group(server)
 
 
+def run_sockperf_client(cell, binaries, cpus, workdir):
+    """A cell's sockperf_client side run, after its load generator's: the same engine started
+    again with the cell's server options, pinned alike, but speaking sockperf's protocol on a
+    fresh port, under sockperf's own unmodified ping-pong client for the cell's duration, one
+    socket per connection (several: a feed file). Past one connection the loads differ: the
+    load generator keeps a message in flight on every connection, sockperf's client one in
+    all, taking its sockets in turn. --full-rtt, because sockperf reports half the round trip
+    otherwise and the load generator's latency is the whole one. A failure here is recorded
+    as {"error": one line}, never the cell's: the load generator's measurement stands."""
+    if not shutil.which("sockperf"):
+        return {"error": "sockperf is not installed"}
+    side_cell = dict(cell, protocol="sockperf")
+    stats_path = os.path.join(workdir, "sockperf-server-stats.json")
+    command = _pinned(server_command(binaries, side_cell, stats_path, "127.0.0.1:0"), cpus["server"])
+    sockets, size = int(cell["connections"]), _sockperf_message_size(cell)
+    try:
+        server = start_server(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError as error:
+        return {"error": f"cannot start the server: {error}"}
+    try:
+        port = int(read_ready_line(server, READY_TIMEOUT_S).rsplit(":", 1)[1])
+        client = sockperf_mod.ping_pong_command("sockperf", cell["transport"], port, sockets,
+                                                _sockperf_seconds(cell), size, workdir, full_rtt=True)
+        summary = _run_sockperf_client(client, cell, cpus)
+        stop_server(server)
+        check_exit_status(server)
+    except (CellFailure, OSError) as error:
+        return {"error": str(error)}
+    finally:
+        kill_group(server)
+    summary.update(sockets=sockets, message_size=size,
+                   note=f"sockperf ping-pong --full-rtt against this engine with --protocol sockperf: {sockets} "
+                        "socket(s) taken in turn, one message in flight at a time")
+    return summary
+
+
 def run_cell(cell, binaries, cpus):
     """The cell's result record; status "failed" with a reason instead of an exception."""
     started = time.time()
@@ -296,11 +343,13 @@ def run_cell(cell, binaries, cpus):
     workdir = tempfile.mkdtemp(prefix="echolab-cell-")
     try:
         if cell.get("reference") == "sockperf":
-            record.update(run_sockperf_cell(cell, cpus))
+            record.update(run_sockperf_cell(cell, cpus, workdir))
         else:
             record["limits"] = {}
             with nofile_for(cell, record["limits"]):
                 record.update(run_echolab_cell(cell, binaries, cpus, workdir))
+                if cell.get("sockperf_client"):
+                    record["sockperf_client"] = run_sockperf_client(cell, binaries, cpus, workdir)
     except (CellFailure, subprocess.TimeoutExpired, OSError, json.JSONDecodeError) as error:
         record["status"] = "failed"
         record["reason"] = str(error)

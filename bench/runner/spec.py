@@ -7,6 +7,7 @@ import re
 
 from . import engines as engines_mod
 from . import sides
+from . import sockperf
 
 SPEC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "specs")
 
@@ -32,7 +33,20 @@ CELL_DEFAULTS = {
     # An engine's own options beyond the columns above ("--accept-lock", "--batch 64"): a
     # variant of the engine, drawn as a series of its own.
     "server_args": "",
+    # After the cell's load generator run, the same engine again under sockperf's unmodified
+    # ping-pong client (runner.cell.run_sockperf_client): a second, independent client on the
+    # same server, so the report can show the two agreeing (or not). It adds to the cell, it
+    # does not change what the load generator measured: a group that repeats a cell only to
+    # turn it on adds it to that cell.
+    "sockperf_client": False,
 }
+
+# Keys that add a side run to a cell without changing the cell's own measurement.
+ADD_ON_KEYS = ("sockperf_client",)
+# Where sockperf's client can measure an engine: over the transports both sockperf and the
+# engine speak, and in a closed loop at depth 1, since its ping-pong waits for each reply
+# before it sends again.
+SOCKPERF_TRANSPORTS = ("tcp", "udp")
 
 
 
@@ -88,7 +102,7 @@ def expand_cells(spec, duration_override=None, engine_table=None):
     if unknown:
         raise SpecError(f"unknown keys in defaults: {', '.join(sorted(unknown))}")
     defaults.update(spec.get("defaults", {}))
-    cells, seen = [], set()
+    cells, seen = [], {}  # seen: the cell of each identity (its keys but the add-ons)
     for index, group in enumerate(spec["matrix"]):
         unknown = set(group) - set(CELL_DEFAULTS)
         if unknown:
@@ -104,10 +118,17 @@ def expand_cells(spec, duration_override=None, engine_table=None):
             if duration_override is not None:
                 cell["duration_s"] = duration_override
             _check_server_args(cell, index)
-            key = json.dumps(cell, sort_keys=True)
+            if not isinstance(cell["sockperf_client"], bool):
+                raise SpecError(f"matrix group {index}: sockperf_client must be true or false")
+            key = json.dumps({k: v for k, v in cell.items() if k not in ADD_ON_KEYS}, sort_keys=True)
             if key not in seen:
-                seen.add(key)
+                seen[key] = cell
                 cells.append(cell)
+            else:
+                for add_on in ADD_ON_KEYS:
+                    seen[key][add_on] = seen[key][add_on] or cell[add_on]
+    for cell in cells:
+        _check_sockperf_client(cell, engine_table)
     return cells
 
 
@@ -118,6 +139,33 @@ def _check_server_args(cell, index):
         sides.parse_server_args(cell["server_args"], "server_args")
     except sides.SideError as error:
         raise SpecError(f"matrix group {index}: {error}") from None
+
+
+def _check_sockperf_client(cell, engine_table):
+    """A sockperf_client side run only where sockperf's ping-pong client can measure the
+    cell's engine as the load generator did; the engine's transports come from its registry row."""
+    if not cell["sockperf_client"]:
+        return
+    where = f"sockperf_client on {cell['reference'] or cell['engine']} ({cell_id(cell)})"
+    if cell["reference"]:
+        raise SpecError(f"{where}: a reference cell is already a peer tool's own client and server")
+    if cell["mode"] != "closed" or cell["pipeline"] != 1:
+        raise SpecError(f"{where}: needs a closed loop at depth 1 (mode closed, pipeline 1), "
+                        "as sockperf's ping-pong waits for each reply before it sends again")
+    if not str(cell["size"]).isdigit() or int(cell["size"]) > sockperf.MAX_MESSAGE_SIZE:
+        raise SpecError(f"{where}: needs a fixed message size of at most {sockperf.MAX_MESSAGE_SIZE} bytes "
+                        f"(sockperf's -m), not {cell['size']!r}")
+    if cell["transport"] not in SOCKPERF_TRANSPORTS:
+        raise SpecError(f"{where}: sockperf's client speaks {' or '.join(SOCKPERF_TRANSPORTS)}, "
+                        f"not {cell['transport']}")
+    if engine_table is None:
+        raise SpecError(f"{where}: needs the engine table (echolab-server --list-engines --json)")
+    row = next((row for row in engine_table if row.get("name") == cell["engine"]), None)
+    if row is None:
+        raise SpecError(f"{where}: no engine {cell['engine']!r} in the engine table")
+    if cell["transport"] not in row.get("transports", ()):
+        raise SpecError(f"{where}: {cell['engine']} does not serve {cell['transport']} "
+                        f"(it serves {', '.join(row.get('transports', ())) or 'nothing'})")
 
 
 def cell_id(cell):

@@ -19,15 +19,34 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; } th { background:
 tr.invalid td { background: #fff3e0; } .skipped { color: #8a4b00; } .meta { color: #555; font-size: 0.9em; }
 """
 
+
+def _rate_text(value):
+    return f"{value:,.0f}"
+
+
+def _microseconds_text(value):
+    return f"{value:,.1f}"
+
+
 # (heading, metric or callable, formatter) per numeric column of the cell table.
 NUMBER_COLUMNS = [
-    ("msgs/s", "msgs_per_s", lambda v: f"{v:,.0f}"),
-    ("p50 µs", "p50_us", lambda v: f"{v:,.1f}"),
-    ("p99 µs", "p99_us", lambda v: f"{v:,.1f}"),
-    ("p99.9 µs", "p99_9_us", lambda v: f"{v:,.1f}"),
+    ("msgs/s", "msgs_per_s", _rate_text),
+    ("p50 µs", "p50_us", _microseconds_text),
+    ("p99 µs", "p99_us", _microseconds_text),
+    ("p99.9 µs", "p99_9_us", _microseconds_text),
     ("server CPU µs/msg", "server_cpu_us_per_msg", lambda v: f"{v:,.2f}"),
     ("syscalls/msg", "syscalls_per_msg", lambda v: f"{v:,.2f}"),
     ("peak RSS MiB", "peak_rss_bytes", lambda v: f"{v / 2 ** 20:,.1f}"),
+]
+
+# sockperf's unmodified ping-pong client against the same engine (a cell's sockperf_client
+# side run), shown only when some cell has it. It runs with --full-rtt: sockperf reports half
+# the round trip otherwise, and these columns are to compare with the load generator's
+# msgs/s, p50 and p99, which are the whole round trip.
+SOCKPERF_CLIENT_COLUMNS = [
+    ("sockperf client msgs/s", "sockperf_msgs_per_s", _rate_text),
+    ("sockperf client p50 µs", "sockperf_p50_us", _microseconds_text),
+    ("sockperf client p99 µs", "sockperf_p99_us", _microseconds_text),
 ]
 
 # Columns shown only when some cell has them (the multi-worker engines).
@@ -63,7 +82,19 @@ def _failures_text(condition):
         parts.append(f"server refused {max(refused):,.0f}")
     if condition.failed:
         parts.append(f"{len(condition.failed)} repetition(s) failed")
+    parts += [f"sockperf client: {error}" for error in condition.sockperf_client_errors()]
     return ", ".join(parts) or "0"
+
+
+def _number_columns(conditions):
+    """NUMBER_COLUMNS, then the sockperf client's where some cell has them."""
+    return NUMBER_COLUMNS + [column for column in SOCKPERF_CLIENT_COLUMNS
+                             if any(condition.median(column[1]) is not None for condition in conditions)]
+
+
+def _median_text(condition, metric, formatter):
+    value = condition.median(metric)
+    return "–" if value is None else formatter(value)
 
 
 def _table_order(condition):
@@ -75,7 +106,7 @@ def _table_order(condition):
             work != "none", work, condition.get("connections") or 0, condition.get("rate") or 0, condition.label)
 
 
-def _cell_rows(results):
+def _cell_rows(results, columns):
     conditions = sorted(results.conditions, key=_table_order)
     rows = []
     for condition in conditions:
@@ -84,9 +115,8 @@ def _cell_rows(results):
         validity = "" if not invalid else f"{invalid} invalid: " + "; ".join(condition.invalid_reasons())
         cells = [f"<td>{_escape(condition.label)}</td>", f"<td>{_escape(condition.engine)}</td>",
                  f'<td class="n">{repetitions}</td>']
-        for _, metric, formatter in NUMBER_COLUMNS:
-            value = condition.median(metric)
-            cells.append(f'<td class="n">{"–" if value is None else _escape(formatter(value))}</td>')
+        for _, metric, formatter in columns:
+            cells.append(f'<td class="n">{_escape(_median_text(condition, metric, formatter))}</td>')
         cells.append(f"<td>{_escape(_failures_text(condition))}</td><td>{_escape(validity)}</td>")
         row_class = ' class="invalid"' if invalid or condition.failed else ""
         rows.append(f"<tr{row_class}>{''.join(cells)}</tr>")
@@ -121,24 +151,23 @@ def markdown(results):
     successful repetitions, the workers' shares where the engine spreads work, and why a
     repetition was invalid."""
     conditions = sorted(results.conditions, key=_table_order)
+    columns = _number_columns(conditions)
     shares = [c for c in SHARE_COLUMNS if any(cond.median(c[1] + "_max_pct") is not None for cond in conditions)]
     herd = any(cond.median(HERD_COLUMN[1]) is not None for cond in conditions)
-    headings = (["cell", "reps ok"] + [h for h, _, _ in NUMBER_COLUMNS] + [h for h, _ in shares]
+    headings = (["cell", "reps ok"] + [h for h, _, _ in columns] + [h for h, _ in shares]
                 + ([HERD_COLUMN[0]] if herd else []) + ["validity"])
     lines = ["| " + " | ".join(headings) + " |", "|" + "---|" * len(headings)]
     for condition in conditions:
         invalid = condition.invalid_repetitions()
         values = [f"`{condition.label}`", f"{len(condition.metrics)}/{len(condition.metrics) + len(condition.failed)}"]
-        for _, metric, formatter in NUMBER_COLUMNS:
-            value = condition.median(metric)
-            values.append("–" if value is None else formatter(value))
+        values += [_median_text(condition, metric, formatter) for _, metric, formatter in columns]
         values += [_share_text(condition, metric) for _, metric in shares]
         if herd:
             value = condition.median(HERD_COLUMN[1])
             values.append("–" if value is None else f"{value:.2f}")
         validity = "ok" if not invalid else f"{invalid} invalid: " + "; ".join(
             _compact_reasons(condition.invalid_reasons()))
-        if condition.failed:
+        if condition.failed or condition.sockperf_client_errors():
             validity += "; " + _failures_text(condition)
         lines.append("| " + " | ".join(v.replace("|", "\\|") for v in values + [validity]) + " |")
     return "\n".join(lines) + "\n"
@@ -147,7 +176,8 @@ def markdown(results):
 def render(results, outcomes):
     env = results.environment
     manifest = results.manifest
-    headings = ["cell", "engine", "reps ok"] + [h for h, _, _ in NUMBER_COLUMNS] + ["failures", "validity"]
+    columns = _number_columns(results.conditions)
+    headings = ["cell", "engine", "reps ok"] + [h for h, _, _ in columns] + ["failures", "validity"]
     parts = [
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
         f"<title>echolab results {_escape(results.run_id)}</title><style>{STYLE_SHEET}</style></head><body>",
@@ -166,10 +196,15 @@ def render(results, outcomes):
                                                 for o in drawn) + ".</p>")
     parts += [_figure_html(o) for o in outcomes]
     parts.append("<h2>Cells</h2>\n<p>Medians across the successful repetitions; latency is the corrected "
-                 "latency (from each message's intended send time). Failures are summed over repetitions.</p>")
+                 "latency (from each message's intended send time). Failures are summed over repetitions."
+                 + (" The sockperf client columns are sockperf's own ping-pong client against the same engine, "
+                    "started again with --protocol sockperf after the load generator's run; their latency is "
+                    "the full round trip (--full-rtt), as the load generator's is. Past one connection it "
+                    "takes its sockets in turn, one message in flight in all." if columns != NUMBER_COLUMNS
+                    else "") + "</p>")
     parts.append("<table><thead><tr>" + "".join(f"<th>{_escape(h)}</th>" for h in headings)
                  + "</tr></thead><tbody>")
-    parts += _cell_rows(results)
+    parts += _cell_rows(results, columns)
     parts.append("</tbody></table>")
     parts.append("<h2>Failed cells</h2>")
     if results.failed:

@@ -105,15 +105,32 @@ def _worker_shares(stats):
     return out
 
 
+def _sockperf_metrics(summary):
+    """A sockperf client's summary (a reference cell's, or a cell's sockperf_client side run)
+    under the load generator's metric names."""
+    latency = summary.get("latency_us") or {}
+    metrics = {key: number(latency.get(bare)) for key, bare in LATENCY_KEYS.items() if bare}
+    metrics["msgs_per_s"] = number(summary.get("messages_per_s"))
+    return metrics
+
+
+def _sockperf_client_metrics(record):
+    """sockperf_msgs_per_s, sockperf_p50_us, ...: sockperf's own client against the cell's
+    engine, beside the load generator's numbers; nothing if the cell had no such side run or
+    it failed (its error is the Condition's sockperf_client_errors())."""
+    side = record.get("sockperf_client")
+    if not isinstance(side, dict) or "error" in side:
+        return {}
+    return {f"sockperf_{key}": value for key, value in _sockperf_metrics(side).items()}
+
+
 def repetition_metrics(record):
     """The numbers of one repetition; None where the record does not have them."""
     cell = record.get("cell") or {}
     reference = record.get("reference")
     if isinstance(reference, dict):  # a peer tool's measurement, not the load generator's
-        latency = reference.get("latency_us") or {}
-        metrics = {key: number(latency.get(bare)) for key, bare in LATENCY_KEYS.items() if bare}
-        metrics.update(msgs_per_s=number(reference.get("messages_per_s")), valid=True, invalid_reasons=[],
-                       errors_total=0.0, errors_by_kind={})
+        metrics = _sockperf_metrics(reference)
+        metrics.update(valid=True, invalid_reasons=[], errors_total=0.0, errors_by_kind={})
         return metrics
     loadgen = record.get("loadgen") or {}
     errors = loadgen.get("errors") or {}
@@ -122,6 +139,7 @@ def repetition_metrics(record):
     timeouts = number(errors.get("timeout"))
     metrics = _latency_summary(loadgen)
     metrics.update(_server_metrics(record, number(cell.get("connections"))))
+    metrics.update(_sockperf_client_metrics(record))
     metrics.update(
         msgs_per_s=number(dig(loadgen, "throughput", "msgs_per_s")),
         sent_msgs_per_s=number(dig(loadgen, "throughput", "sent_msgs_per_s")),
@@ -183,6 +201,15 @@ class Condition:
 
     def invalid_repetitions(self):
         return sum(1 for m in self.metrics if not m.get("valid", True))
+
+    def sockperf_client_errors(self):
+        """Why the sockperf_client side run failed, once per distinct reason."""
+        errors = []
+        for record in self.records:
+            error = dig(record, "sockperf_client", "error")
+            if error and error not in errors:
+                errors.append(error)
+        return errors
 
     def errors_by_kind(self):
         total = {}

@@ -154,6 +154,21 @@ class ExitCodes(unittest.TestCase):
         completed = self.assert_exit(2, golden("base"), golden("other-spec"))
         self.assertIn("different specs: only in baseline: thread_tcp_closed_c1_s64", completed.stderr)
 
+    def test_a_sockperf_client_side_run_leaves_the_cell_comparable(self):
+        # A newer runner's cells carry sockperf_client (false, or true where sockperf's own
+        # client ran after the load generator): the same cells as an older result set's.
+        with tempfile.TemporaryDirectory() as tmp:
+            newer = os.path.join(tmp, "newer")
+            shutil.copytree(golden("same"), newer)
+            cells = os.path.join(newer, "cells")
+            for index, name in enumerate(sorted(os.listdir(cells))):
+                with open(os.path.join(cells, name)) as f:
+                    record = json.load(f)
+                record["cell"]["sockperf_client"] = index % 2 == 0
+                with open(os.path.join(cells, name), "w") as f:
+                    json.dump(record, f)
+            self.assert_exit(0, golden("base"), newer)
+
     def test_unreadable_inputs_are_refused_in_one_line(self):
         with tempfile.TemporaryDirectory() as tmp:
             broken = os.path.join(tmp, "broken")
