@@ -123,6 +123,9 @@ class Histogram {
   int sub_bucket_count() const noexcept { return sub_bucket_count_; }
   std::size_t counts_size() const noexcept { return counts_.size(); }
   std::uint64_t count_at_index(std::size_t index) const noexcept { return counts_[index]; }
+  // The lowest value that lands at `index` (< counts_size()): what to record to put counts
+  // read from elsewhere (an HdrHistogram log) back at the same index.
+  std::int64_t value_at_index(std::size_t index) const noexcept { return value_from_index(index); }
   // Equivalence range of `value` (any non-negative value, also out of [lowest, highest]).
   std::int64_t lowest_equivalent_value(std::int64_t value) const noexcept;
   std::int64_t highest_equivalent_value(std::int64_t value) const noexcept;

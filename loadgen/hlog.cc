@@ -5,11 +5,14 @@
 #include <array>
 #include <bit>
 #include <charconv>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <ostream>
 #include <sstream>
 #include <stdexcept>
 
+#include "loadgen/environment.h"
 #include "loadgen/result.h"
 
 namespace echolab {
@@ -19,6 +22,7 @@ namespace {
 constexpr std::uint32_t kEncodingCookie = 0x1c849303 | 0x10;
 constexpr std::uint32_t kCompressedCookie = 0x1c849304 | 0x10;
 constexpr std::size_t kHeaderBytes = 40;  // cookie, length, offset, digits, 2 longs, a double
+constexpr std::size_t kMaxZigZagBytes = 9;
 constexpr double kNsPerMs = 1e6;          // HistogramLogWriter's default max value unit ratio
 constexpr std::string_view kBase64 =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -31,7 +35,7 @@ void put_be(std::string& out, std::uint64_t value, int bytes) {
 
 std::uint64_t get_be(std::string_view in, std::size_t pos, int bytes) {
   if (in.size() < pos + static_cast<std::size_t>(bytes)) {
-    throw std::invalid_argument("hlog: encoding truncated");
+    throw std::invalid_argument("V2 histogram: header truncated");
   }
   std::uint64_t value = 0;
   for (int i = 0; i < bytes; ++i) {
@@ -42,14 +46,18 @@ std::uint64_t get_be(std::string_view in, std::size_t pos, int bytes) {
 
 }  // namespace
 
+std::int64_t lowest_discernible_value(const Histogram& histogram) {
+  // The finest sub-bucket is [0, 2^unit_magnitude): its highest value + 1 is the unit.
+  return histogram.highest_equivalent_value(0) + 1;
+}
+
 std::string encode_v2(const Histogram& h) {
   std::string out;
   put_be(out, kEncodingCookie, 4);
   put_be(out, 0, 4);  // payload length, filled in below
   put_be(out, 0, 4);  // normalizing index offset: echolab never shifts its counts
   put_be(out, static_cast<std::uint32_t>(h.significant_digits()), 4);
-  // The finest sub-bucket is [0, 2^unit_magnitude): its highest value + 1 is the unit.
-  put_be(out, static_cast<std::uint64_t>(h.highest_equivalent_value(0) + 1), 8);
+  put_be(out, static_cast<std::uint64_t>(lowest_discernible_value(h)), 8);
   put_be(out, static_cast<std::uint64_t>(h.highest()), 8);
   put_be(out, std::bit_cast<std::uint64_t>(1.0), 8);  // integer values: ratio 1
 
@@ -107,7 +115,7 @@ void put_zigzag(std::string& out, std::int64_t value) {
 std::int64_t get_zigzag(std::string_view in, std::size_t& pos) {
   std::uint64_t v = 0;
   for (int i = 0; i < 9; ++i) {
-    if (pos >= in.size()) throw std::invalid_argument("hlog: ZigZag value truncated");
+    if (pos >= in.size()) throw std::invalid_argument("V2 histogram: a count is truncated");
     const auto byte = static_cast<unsigned char>(in[pos++]);
     if (i == 8) {
       v |= static_cast<std::uint64_t>(byte) << 56;
@@ -136,7 +144,7 @@ std::string base64_encode(std::string_view bytes) {
 }
 
 std::string base64_decode(std::string_view text) {
-  if (text.size() % 4 != 0) throw std::invalid_argument("hlog: base64 length not a multiple of 4");
+  if (text.size() % 4 != 0) throw std::invalid_argument("base64: length not a multiple of 4");
   std::string out;
   for (std::size_t i = 0; i < text.size(); i += 4) {
     std::uint32_t block = 0;
@@ -149,7 +157,7 @@ std::string base64_decode(std::string_view text) {
       } else {
         const auto at = kBase64.find(c);
         if (at == std::string_view::npos || pad > 0) {
-          throw std::invalid_argument("hlog: bad base64 character");
+          throw std::invalid_argument("base64: a character outside the alphabet");
         }
         six = static_cast<std::uint32_t>(at);
       }
@@ -180,35 +188,70 @@ std::string encode_compressed(const Histogram& histogram) {
   return out;
 }
 
-DecodedHistogram decode_compressed(std::string_view bytes) {
-  if (get_be(bytes, 0, 4) != kCompressedCookie) {
-    throw std::invalid_argument("hlog: not a V2 compressed histogram (cookie)");
-  }
-  const auto length = get_be(bytes, 4, 4);
-  if (bytes.size() != 8 + length) throw std::invalid_argument("hlog: compressed length mismatch");
-  // The header says how long the payload is; inflate the header first, then all of it.
-  std::string plain(kHeaderBytes, '\0');
+namespace {
+
+// Inflates a whole zlib stream, refusing one that inflates past `limit` bytes (the most a
+// valid histogram of the accepted size can take) instead of growing without bound.
+std::string inflate_at_most(std::string_view deflated, std::size_t limit) {
   z_stream z{};
-  if (inflateInit(&z) != Z_OK) throw std::runtime_error("hlog: inflateInit failed");
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data() + 8));
-  z.avail_in = static_cast<uInt>(length);
+  if (const int rc = inflateInit(&z); rc != Z_OK) {
+    throw std::runtime_error(std::string("inflateInit: ") + zError(rc));
+  }
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(deflated.data()));
+  z.avail_in = static_cast<uInt>(deflated.size());
+  // One byte past the limit, so that a stream of exactly `limit` bytes can say it ended.
+  const std::size_t room = limit + 1;
+  std::string plain(std::min(room, 4 * deflated.size() + kHeaderBytes), '\0');
   std::size_t have = 0;
   int rc = Z_OK;
   while (rc != Z_STREAM_END) {
-    if (have == plain.size()) plain.resize(plain.size() * 2);
+    if (have == plain.size()) {
+      if (plain.size() == room) {
+        inflateEnd(&z);
+        throw std::invalid_argument("zlib: inflates past " + std::to_string(limit) +
+                                    " bytes, more than any accepted histogram");
+      }
+      plain.resize(std::min(room, 2 * plain.size()));
+    }
     z.next_out = reinterpret_cast<Bytef*>(plain.data() + have);
     z.avail_out = static_cast<uInt>(plain.size() - have);
     rc = inflate(&z, Z_NO_FLUSH);
     have = plain.size() - z.avail_out;
     if (rc != Z_OK && rc != Z_STREAM_END) {
+      // Z_BUF_ERROR here: no progress possible, the input ended inside the stream.
+      const std::string why = rc == Z_BUF_ERROR  ? "the compressed data ends early"
+                              : z.msg != nullptr ? z.msg
+                                                 : zError(rc);
       inflateEnd(&z);
-      throw std::invalid_argument("hlog: inflate failed");
+      throw std::invalid_argument("zlib inflate: " + why);
     }
   }
   inflateEnd(&z);
   plain.resize(have);
+  return plain;
+}
 
-  if (get_be(plain, 0, 4) != kEncodingCookie) throw std::invalid_argument("hlog: inner cookie");
+}  // namespace
+
+DecodedHistogram decode_compressed(std::string_view bytes, std::size_t max_counts) {
+  if (const auto cookie = get_be(bytes, 0, 4); cookie != kCompressedCookie) {
+    char hex[16];
+    std::snprintf(hex, sizeof(hex), "0x%08x", static_cast<unsigned>(cookie));
+    throw std::invalid_argument(std::string("not a V2 compressed integer histogram (cookie ") +
+                                hex + ")");
+  }
+  const auto length = get_be(bytes, 4, 4);
+  if (bytes.size() != 8 + length) {
+    throw std::invalid_argument("V2 histogram: " + std::to_string(bytes.size() - 8) +
+                                " compressed bytes, the header says " + std::to_string(length));
+  }
+  // A count takes at most 9 bytes, a run of zeros at least one byte.
+  const std::string plain =
+      inflate_at_most(bytes.substr(8), kHeaderBytes + kMaxZigZagBytes * max_counts);
+
+  if (get_be(plain, 0, 4) != kEncodingCookie) {
+    throw std::invalid_argument("V2 histogram: the inflated data has another cookie");
+  }
   DecodedHistogram d;
   const auto payload = get_be(plain, 4, 4);
   d.normalizing_index_offset = static_cast<std::int32_t>(get_be(plain, 8, 4));
@@ -216,12 +259,21 @@ DecodedHistogram decode_compressed(std::string_view bytes) {
   d.lowest_discernible = static_cast<std::int64_t>(get_be(plain, 16, 8));
   d.highest_trackable = static_cast<std::int64_t>(get_be(plain, 24, 8));
   d.conversion_ratio = std::bit_cast<double>(get_be(plain, 32, 8));
-  if (plain.size() != kHeaderBytes + payload) throw std::invalid_argument("hlog: payload length");
+  if (plain.size() != kHeaderBytes + payload) {
+    throw std::invalid_argument("V2 histogram: " + std::to_string(plain.size() - kHeaderBytes) +
+                                " payload bytes, the header says " + std::to_string(payload));
+  }
   const std::string_view counts(plain.data() + kHeaderBytes, payload);
   for (std::size_t pos = 0; pos < counts.size();) {
     const std::int64_t v = get_zigzag(counts, pos);
+    // -(v + 1) + 1: minus the most negative value would overflow.
+    const std::uint64_t n = v < 0 ? static_cast<std::uint64_t>(-(v + 1)) + 1 : 1;
+    if (n > max_counts - d.counts.size()) {
+      throw std::invalid_argument("V2 histogram: more than " + std::to_string(max_counts) +
+                                  " counts");
+    }
     if (v < 0) {
-      d.counts.insert(d.counts.end(), static_cast<std::size_t>(-v), 0);
+      d.counts.insert(d.counts.end(), n, 0);
     } else {
       d.counts.push_back(static_cast<std::uint64_t>(v));
     }
@@ -245,8 +297,9 @@ void write_hlog_interval(std::ostream& out, std::string_view tag, double start_s
       histogram.empty()
           ? 0.0
           : static_cast<double>(histogram.highest_equivalent_value(histogram.max())) / kNsPerMs;
-  out << "Tag=" << tag << ',' << fixed3(start_s) << ',' << fixed3(length_s) << ',' << fixed3(max_ms)
-      << ',' << base64_encode(encode_compressed(histogram)) << '\n';
+  if (!tag.empty()) out << "Tag=" << tag << ',';
+  out << fixed3(start_s) << ',' << fixed3(length_s) << ',' << fixed3(max_ms) << ','
+      << base64_encode(encode_compressed(histogram)) << '\n';
 }
 
 std::string hlog_text(const RunResult& result) {
@@ -257,6 +310,18 @@ std::string hlog_text(const RunResult& result) {
     if (in.uncorrected)
       write_hlog_interval(out, "uncorrected", in.start_s, in.length_s, *in.uncorrected);
     if (in.send_lag) write_hlog_interval(out, "send_lag", in.start_s, in.length_s, *in.send_lag);
+  }
+  return out.str();
+}
+
+std::string hlog_text(const IntervalLog& log) {
+  const auto start = std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          std::chrono::duration<double>(log.start_unix_s)));
+  std::ostringstream out;
+  write_hlog_header(out, log.start_unix_s, format_utc(start));
+  for (const LoggedInterval& in : log.intervals) {
+    write_hlog_interval(out, in.tag, in.start_unix_s - log.start_unix_s, in.length_s, in.histogram);
   }
   return out.str();
 }

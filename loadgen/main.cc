@@ -8,7 +8,9 @@
 #include <iostream>
 #include <new>
 #include <optional>
+#include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/program_options.hpp>
@@ -132,20 +134,102 @@ int run_command(const std::vector<std::string>& args) {
   return 0;
 }
 
+enum class InputKind { result, log };
+
+const char* describe(InputKind kind) {
+  return kind == InputKind::result ? "a JSON result" : "an interval log";
+}
+
+std::string read_input(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    throw UsageError("merge: cannot open " + file + ": " + std::strerror(errno));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) {
+    throw UsageError("merge: cannot read " + file + ": " + std::strerror(errno));
+  }
+  return text.str();
+}
+
+// What a merge input is, by its first characters (a result opens with '{'; a log with a
+// "#[" comment, the legend or a tagged interval), else by its extension; nullopt if neither.
+std::optional<InputKind> input_kind(const std::string& file, std::string_view text) {
+  const auto first = text.find_first_not_of(" \t\r\n");
+  const std::string_view head = first == std::string_view::npos ? "" : text.substr(first);
+  if (head.starts_with('{')) return InputKind::result;
+  if (head.starts_with("#[") || head.starts_with("\"StartTimestamp\"") ||
+      head.starts_with("Tag=")) {
+    return InputKind::log;
+  }
+  const auto extension = std::filesystem::path(file).extension();
+  if (extension == ".json") return InputKind::result;
+  if (extension == ".hlog") return InputKind::log;
+  return std::nullopt;
+}
+
+void merge_logs(const std::vector<std::string>& files, const std::vector<std::string>& texts,
+                const Outputs& outputs, bool force, bool quiet) {
+  if (!outputs.json.empty()) {
+    throw UsageError(
+        "merge: --json needs JSON results to merge; interval logs hold histograms "
+        "only (write --hlog or --hgrm)");
+  }
+  std::vector<IntervalLog> logs;
+  try {
+    for (std::size_t i = 0; i < files.size(); ++i) {
+      std::istringstream in(texts[i]);
+      logs.push_back(read_hlog(in, files[i]));
+    }
+  } catch (const UsageError& e) {
+    throw UsageError(std::string("merge: ") + e.what());
+  }
+  const IntervalLog merged = merge_interval_logs(logs, force);
+  std::string hgrm;
+  if (!outputs.hgrm.empty()) {
+    const std::optional<Histogram> corrected = tag_total(merged, "corrected");
+    if (!corrected) {
+      throw UsageError(
+          "merge: --hgrm is the sum of the corrected intervals, and the logs have "
+          "none (no line tagged corrected)");
+    }
+    std::ostringstream text;
+    corrected->write_hgrm(text, 1000.0);
+    hgrm = text.str();
+  }
+  if (!outputs.hlog.empty()) write_output(outputs.hlog, hlog_text(merged));
+  if (!outputs.hgrm.empty()) write_output(outputs.hgrm, hgrm);
+  if (!quiet) {
+    const bool stdout_taken = same_output(outputs.hgrm, "-") || same_output(outputs.hlog, "-");
+    print_log_summary(stdout_taken ? std::cerr : std::cout, merged, logs.size());
+  }
+}
+
 int merge_command(const std::vector<std::string>& args) {
   po::options_description desc(
       "Usage: echolab-loadgen merge A.json B.json ... [--json OUT] [--hgrm FILE] [--hlog FILE]\n"
-      "Merges results of one configuration run at the same time by several generators:\n"
-      "counts and rates add, histograms merge exactly.\n\nOptions");
+      "       echolab-loadgen merge A.hlog B.hlog ... [--hlog OUT] [--hgrm FILE]\n"
+      "Merges what several generators measured of one load at the same time.\n"
+      "JSON results (one configuration): counts and rates add, histograms merge exactly.\n"
+      "Interval logs (.hlog, HdrHistogram's format; every tag): intervals are aligned on\n"
+      "absolute time (each log's BaseTime + the interval's start). The slot is the logs'\n"
+      "interval length (each log's median; they must agree within 1 ms or 0.1 %), the\n"
+      "shortest rounded down to the ms, counted from the earliest interval of all; intervals\n"
+      "of one tag whose starts fall in one slot are added bucket by bucket. The merged log\n"
+      "starts at the earliest input's StartTime; --hgrm is the sum of its corrected\n"
+      "intervals; --json needs results.\n"
+      "Inputs whose spans do not overlap are refused unless --force.\n\nOptions");
   // clang-format off
   desc.add_options()
     ("help,h", "show this help")
     ("json", po::value<std::string>(), "write the merged JSON result to FILE ('-': stdout)")
     ("hgrm", po::value<std::string>(), "write the merged latency distribution (.hgrm)")
-    ("hlog", po::value<std::string>(), "write the merged per-interval corrected latency (.hlog)")
-    ("force", "merge even if the measured windows do not overlap")
+    ("hlog", po::value<std::string>(), "write the merged interval log (.hlog): from results the "
+                                       "corrected intervals, from logs every tag")
+    ("force", "merge even if the inputs did not run at the same time")
     ("quiet,q", "no summary table")
-    ("input", po::value<std::vector<std::string>>(), "result files");
+    ("input", po::value<std::vector<std::string>>(), "result files or interval logs");
   // clang-format on
   po::positional_options_description positional;
   positional.add("input", -1);
@@ -167,16 +251,33 @@ int merge_command(const std::vector<std::string>& args) {
   };
   const Outputs outputs{path("json"), path("hgrm"), path("hlog")};
   check_outputs(outputs);
-  std::vector<MergeInput> inputs;
+  std::vector<std::string> texts;
+  std::optional<InputKind> kind;
   for (const std::string& file : files) {
-    std::ifstream in(file);
-    if (!in) {
-      throw UsageError("merge: cannot open " + file + ": " + std::strerror(errno));
+    texts.push_back(read_input(file));
+    const std::optional<InputKind> this_kind = input_kind(file, texts.back());
+    if (!this_kind) {
+      throw UsageError("merge: " + file +
+                       " is neither an echolab-loadgen result (JSON) nor an "
+                       "HdrHistogram interval log (.hlog)");
     }
+    if (kind && *kind != *this_kind) {
+      throw UsageError("merge: " + files.front() + " is " + describe(*kind) + ", " + file + " " +
+                       describe(*this_kind) + ": merge results or logs, not both");
+    }
+    kind = this_kind;
+  }
+  if (kind == InputKind::log) {
+    merge_logs(files, texts, outputs, vm.count("force") > 0, vm.count("quiet") > 0);
+    return 0;
+  }
+  std::vector<MergeInput> inputs;
+  for (std::size_t i = 0; i < files.size(); ++i) {
     try {
-      inputs.push_back(MergeInput{file, result_from_json(nlohmann::json::parse(in))});
+      inputs.push_back(MergeInput{files[i], result_from_json(nlohmann::json::parse(texts[i]))});
     } catch (const std::exception& e) {
-      throw UsageError("merge: " + file + " is not a usable echolab-loadgen result: " + e.what());
+      throw UsageError("merge: " + files[i] +
+                       " is not a usable echolab-loadgen result: " + e.what());
     }
   }
   const RunResult merged = merge_results(inputs, vm.count("force") > 0);

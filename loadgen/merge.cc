@@ -1,7 +1,11 @@
 #include "loadgen/merge.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <limits>
+#include <map>
 #include <stdexcept>
 
 #include "core/error.h"
@@ -66,12 +70,30 @@ void add(Histogram& total, const Histogram& part) {
   }
 }
 
+void require_two(std::size_t inputs) {
+  if (inputs < 2) throw UsageError("merge needs at least two inputs (results or interval logs)");
+}
+
+// One load measured by several generators at once: their spans must overlap.
+void require_overlap(double latest_start, double earliest_end, bool allow_disjoint,
+                     const std::string& inputs, const std::string& spans) {
+  if (latest_start >= earliest_end && !allow_disjoint) {
+    throw UsageError("the " + inputs + " did not run at the same time (their " + spans +
+                     " do not overlap); add --force to merge them anyway");
+  }
+}
+
+// The upper median: of a log's interval lengths, never its short last one when it has two.
+double median(std::vector<double> values) {
+  const auto middle = values.begin() + static_cast<std::ptrdiff_t>(values.size() / 2);
+  std::nth_element(values.begin(), middle, values.end());
+  return *middle;
+}
+
 }  // namespace
 
 RunResult merge_results(const std::vector<MergeInput>& inputs, bool allow_disjoint) {
-  if (inputs.size() < 2) {
-    throw UsageError("merge needs at least two result files");
-  }
+  require_two(inputs.size());
   const nlohmann::json reference = comparable_config(inputs.front().result.config);
   double latest_start = inputs.front().result.start_unix_s;
   double earliest_end = latest_start + inputs.front().result.measured_s;
@@ -84,10 +106,7 @@ RunResult merge_results(const std::vector<MergeInput>& inputs, bool allow_disjoi
     latest_start = std::max(latest_start, input.result.start_unix_s);
     earliest_end = std::min(earliest_end, input.result.start_unix_s + input.result.measured_s);
   }
-  if (latest_start >= earliest_end && !allow_disjoint) {
-    throw UsageError("the results did not run at the same time (their measured windows do not "
-                     "overlap); add --force to merge them anyway");
-  }
+  require_overlap(latest_start, earliest_end, allow_disjoint, "results", "measured windows");
 
   RunResult merged;
   merged.config = inputs.front().result.config;
@@ -145,6 +164,94 @@ RunResult merge_results(const std::vector<MergeInput>& inputs, bool allow_disjoi
   merged.measured_s = end - start;
   merged.valid = merged.invalid_reasons.empty();
   return merged;
+}
+
+IntervalLog merge_interval_logs(const std::vector<IntervalLog>& logs, bool allow_disjoint) {
+  require_two(logs.size());
+  std::vector<double> lengths;
+  double latest_start = 0;
+  double earliest_end = std::numeric_limits<double>::infinity();
+  double earliest_start = earliest_end;
+  IntervalLog merged;
+  merged.name = "merged";
+  merged.start_unix_s = earliest_end;
+  for (const IntervalLog& log : logs) {
+    std::vector<double> own;
+    double first = std::numeric_limits<double>::infinity();
+    double last = 0;
+    for (const LoggedInterval& in : log.intervals) {
+      own.push_back(in.length_s);
+      first = std::min(first, in.start_unix_s);
+      last = std::max(last, in.start_unix_s + in.length_s);
+    }
+    if (own.empty()) throw UsageError(log.name + " holds no interval histograms");
+    lengths.push_back(median(std::move(own)));
+    latest_start = std::max(latest_start, first);
+    earliest_end = std::min(earliest_end, last);
+    earliest_start = std::min(earliest_start, first);
+    merged.start_unix_s = std::min(merged.start_unix_s, log.start_unix_s);
+  }
+  const auto [shortest, longest] = std::minmax_element(lengths.begin(), lengths.end());
+  // 1e-9: the lengths come from decimal text, 0.501 - 0.5 is a hair over 0.001.
+  if (*longest - *shortest > std::max(0.001, 0.001 * *longest) + 1e-9) {
+    const auto name = [&](auto at) {
+      return logs[static_cast<std::size_t>(at - lengths.begin())].name;
+    };
+    char text[96];
+    std::snprintf(text, sizeof(text), " has intervals of %.3f s, ", *longest);
+    std::string message = name(longest) + text + name(shortest);
+    std::snprintf(text, sizeof(text), " of %.3f s: merge logs written with one --interval",
+                  *shortest);
+    throw UsageError(message + text);
+  }
+  require_overlap(latest_start, earliest_end, allow_disjoint, "logs", "intervals");
+  // Rounded down (1e-6: 0.3 s must stay 300 ms): no slot is longer than any log's interval,
+  // so two intervals of one log never share a slot.
+  const auto slot_us = static_cast<std::int64_t>(std::floor(*shortest * 1e3 + 1e-6)) * 1000;
+  if (slot_us <= 0) {
+    throw UsageError("the logs' intervals are shorter than 1 ms: too short to align");
+  }
+  // Never before the earliest interval, so that no merged line starts at a negative offset.
+  merged.start_unix_s = std::min(merged.start_unix_s, earliest_start);
+  const std::int64_t origin_us = std::llround(earliest_start * 1e6);
+
+  std::vector<std::string> tags;  // in the order first met
+  std::map<std::pair<std::int64_t, std::size_t>, LoggedInterval> slots;  // (slot, tag) -> sum
+  for (const IntervalLog& log : logs) {
+    for (const LoggedInterval& in : log.intervals) {
+      const auto tag =
+          static_cast<std::size_t>(std::find(tags.begin(), tags.end(), in.tag) - tags.begin());
+      if (tag == tags.size()) tags.push_back(in.tag);
+      const std::int64_t slot = (std::llround(in.start_unix_s * 1e6) - origin_us) / slot_us;
+      const auto [at, first] = slots.try_emplace({slot, tag}, in);
+      LoggedInterval& sum = at->second;
+      if (first) {
+        sum.start_unix_s = static_cast<double>(origin_us + slot * slot_us) / 1e6;
+        continue;
+      }
+      sum.length_s = std::max(sum.length_s, in.length_s);
+      if (!sum.histogram.same_layout(in.histogram)) {
+        throw UsageError(log.name + ": the " + (in.tag.empty() ? "untagged" : in.tag) +
+                         " intervals have another histogram layout than the other logs'");
+      }
+      add(sum.histogram, in.histogram);
+    }
+  }
+  for (auto& [key, interval] : slots) merged.intervals.push_back(std::move(interval));
+  return merged;
+}
+
+std::optional<Histogram> tag_total(const IntervalLog& log, std::string_view tag) {
+  std::optional<Histogram> total;
+  for (const LoggedInterval& in : log.intervals) {
+    if (in.tag != tag) continue;
+    if (total) {
+      add(*total, in.histogram);
+    } else {
+      total = in.histogram;
+    }
+  }
+  return total;
 }
 
 }  // namespace echolab

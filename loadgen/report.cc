@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <fstream>
@@ -9,6 +10,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "loadgen/merge.h"
 
 namespace echolab {
 namespace {
@@ -53,6 +55,14 @@ std::string latency_row(const char* name, const Histogram& h) {
   return row;
 }
 
+std::string latency_header() {
+  char line[256];
+  std::snprintf(line, sizeof(line), "  %-12s %10s %10s %10s %10s %10s %10s %10s %10s %10s\n",
+                "latency (us)", "min", "p50", "p90", "p99", "p99.9", "p99.99", "max", "mean",
+                "stdev");
+  return line;
+}
+
 }  // namespace
 
 void print_summary(std::ostream& out, const RunResult& r) {
@@ -79,10 +89,8 @@ void print_summary(std::ostream& out, const RunResult& r) {
       << bytes_rate(r.bytes_per_s) << "; " << grouped(r.sent_msgs_per_s) << " msgs/s sent";
   if (r.asked_msgs_per_s > 0) out << " (asked " << grouped(r.asked_msgs_per_s) << ")";
   out << "\n  messages: " << r.sent << " sent, " << r.received << " echoed and verified\n";
-  std::snprintf(line, sizeof(line), "  %-12s %10s %10s %10s %10s %10s %10s %10s %10s %10s\n",
-                "latency (us)", "min", "p50", "p90", "p99", "p99.9", "p99.99", "max", "mean",
-                "stdev");
-  out << line << latency_row("corrected", r.corrected) << latency_row("uncorrected", r.uncorrected);
+  out << latency_header() << latency_row("corrected", r.corrected)
+      << latency_row("uncorrected", r.uncorrected);
   if (c.value("mode", "") == "open") {
     out << latency_row("send lag", r.send_lag);
   }
@@ -123,6 +131,19 @@ void print_summary(std::ostream& out, const RunResult& r) {
                 "  generator CPU: user %.2f s, sys %.2f s; busiest thread %.0f%% of a core\n",
                 user, sys, 100 * busiest);
   out << line;
+}
+
+void print_log_summary(std::ostream& out, const IntervalLog& merged, std::size_t inputs) {
+  std::vector<std::string> tags;
+  for (const LoggedInterval& in : merged.intervals) {
+    if (std::find(tags.begin(), tags.end(), in.tag) == tags.end()) tags.push_back(in.tag);
+  }
+  out << "echolab-loadgen merge: " << inputs << " interval logs, " << merged.intervals.size()
+      << " merged intervals\n"
+      << latency_header();
+  for (const std::string& tag : tags) {
+    out << latency_row(tag.empty() ? "(untagged)" : tag.c_str(), *tag_total(merged, tag));
+  }
 }
 
 std::string format_status(const LiveStatus& s) {

@@ -4,6 +4,7 @@
 #include <iosfwd>
 #include <string>
 
+#include "loadgen/hlog.h"
 #include "loadgen/result.h"
 #include "loadgen/run.h"
 
@@ -12,6 +13,10 @@ namespace echolab {
 // A human summary: what ran, valid or why not, throughput against the asked rate, the
 // three latency distributions, errors by kind and the generator's own CPU.
 void print_summary(std::ostream& out, const RunResult& result);
+
+// After a merge of interval logs: how many, and each tag's intervals added up, as the
+// latency table of print_summary.
+void print_log_summary(std::ostream& out, const IntervalLog& merged, std::size_t inputs);
 
 // "  12.0s   41,234 msgs/s   p99 52.1 us   errors 0"
 [[nodiscard]] std::string format_status(const LiveStatus& status);

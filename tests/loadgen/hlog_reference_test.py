@@ -8,7 +8,11 @@
   per interval, the corrected count and p50 equal the JSON time series exactly (same layout);
 - merge --hlog (of it and a second generator's result) writes the merged corrected intervals,
   read back the same way;
-- --hlog naming the --json or --hgrm file, or an unwritable place, is one line and exit 2.
+- merge of the two generators' logs writes one log the processor reads, whose total count per
+  tag (corrected, uncorrected, send_lag) is the sum of the two logs' and of the two JSON
+  results', in intervals aligned on time (not one log after the other);
+- --hlog naming the --json or --hgrm file, or an unwritable place, is one line and exit 2, as
+  are merge inputs of neither kind or of both kinds, --json from logs, and a damaged log line.
 
     hlog_reference_test.py SERVER_BINARY LOADGEN_BINARY [HDRHISTOGRAM_JAR]
 Skips the reference checks when java or the HdrHistogram jar (libhdrhistogram-java) is missing.
@@ -64,12 +68,13 @@ class Reference(unittest.TestCase):
         cls.scratch = tempfile.TemporaryDirectory()
         d = cls.scratch.name
         cls.json_path, cls.hlog = os.path.join(d, "r.json"), os.path.join(d, "r.hlog")
-        cls.other_json = os.path.join(d, "other.json")
+        cls.other_json, cls.other_hlog = os.path.join(d, "other.json"), os.path.join(d, "other.hlog")
         common = ["--mode", "open", "--rate", "3000", "-c", "4", "--warmup", "0.2s", "--duration", "1.5s",
                   "--interval", "0.5s", "--quiet", "--no-status"]
         with EchoServer(SERVER, "epoll") as server:
             # A second generator at the same time, for merge (it needs the windows to overlap).
-            other = subprocess.Popen([LOADGEN, "--target", server.address, *common, "--json", cls.other_json],
+            other = subprocess.Popen([LOADGEN, "--target", server.address, *common, "--json", cls.other_json,
+                                      "--hlog", cls.other_hlog],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             try:
                 run = loadgen("--target", server.address, *common, "--json", cls.json_path,
@@ -87,6 +92,11 @@ class Reference(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.scratch.cleanup()
+
+    def total_count(self, lines):
+        match = TOTAL.search(lines[-1])
+        self.assertIsNotNone(match, lines[-1])
+        return int(match.group(1))
 
     def check_totals(self, lines, summary):
         match = TOTAL.search(lines[-1])
@@ -135,13 +145,36 @@ class Reference(unittest.TestCase):
         with open(merged) as f:
             self.assertEqual({line.split(",")[0] for line in f if line.startswith("Tag=")}, {"Tag=corrected"})
 
+    def test_merge_of_logs_adds_every_tag(self):
+        merged = os.path.join(self.scratch.name, "merged-logs.hlog")
+        run = loadgen("merge", self.hlog, self.other_hlog, "--hlog", merged, "--quiet")
+        self.assertEqual(run.returncode, 0, run.stderr)
+        with open(self.other_json) as f:
+            other = json.load(f)
+        for tag in ("corrected", "uncorrected", "send_lag"):
+            with self.subTest(tag=tag):
+                out = os.path.join(self.scratch.name, "merged-logs-" + tag)
+                parts = [processor(log, tag, f"{out}-{i}") for i, log in enumerate((self.hlog, self.other_hlog))]
+                lines = processor(merged, tag, out)
+                counts = [self.total_count(part) for part in parts]
+                self.assertGreater(min(counts), 0)
+                self.assertEqual(self.total_count(lines), sum(counts))
+                self.assertEqual(sum(counts), self.result["latency"][tag]["count"] + other["latency"][tag]["count"])
+                # Aligned on time: the two runs overlap, so their intervals share slots.
+                rows = [[line for line in part if INTERVAL.match(line)] for part in parts]
+                merged_rows = [line for line in lines if INTERVAL.match(line)]
+                self.assertLessEqual(len(merged_rows), max(len(r) for r in rows) + 1)
+
 
 class Mistakes(unittest.TestCase):
-    def run_mistake(self, *args):
-        run = loadgen("--target", "127.0.0.1:9", "--duration", "0.1s", "--quiet", "--no-status", *args)
+    def one_line_and_exit_2(self, run):
         self.assertEqual(run.returncode, 2, run.stderr)
         self.assertEqual(len(run.stderr.strip().splitlines()), 1, run.stderr)
         return run.stderr
+
+    def run_mistake(self, *args):
+        return self.one_line_and_exit_2(
+            loadgen("--target", "127.0.0.1:9", "--duration", "0.1s", "--quiet", "--no-status", *args))
 
     def test_hlog_on_the_json_or_hgrm_file_is_refused(self):
         with tempfile.TemporaryDirectory() as d:
@@ -153,6 +186,27 @@ class Mistakes(unittest.TestCase):
     def test_unwritable_hlog_is_one_line(self):
         err = self.run_mistake("--hlog", "/nonexistent-dir/x.hlog")
         self.assertIn("--hlog /nonexistent-dir/x.hlog", err)
+
+    def run_merge_mistake(self, files, *args):
+        with tempfile.TemporaryDirectory() as d:
+            paths = []
+            for name, text in files.items():
+                paths.append(os.path.join(d, name))
+                with open(paths[-1], "w") as f:
+                    f.write(text)
+            return self.one_line_and_exit_2(loadgen("merge", *paths, "--quiet", *args))
+
+    def test_merge_inputs_of_neither_or_both_kinds_are_one_line(self):
+        header = "#[Histogram log format version 1.3]\n"
+        self.assertIn("notes.txt is neither an echolab-loadgen result (JSON) nor an HdrHistogram interval log",
+                      self.run_merge_mistake({"a.hlog": header, "notes.txt": "hello\n"}))
+        err = self.run_merge_mistake({"a.json": "{}", "b.hlog": header})
+        self.assertIn("a.json is a JSON result, ", err)
+        self.assertIn("b.hlog an interval log: merge results or logs, not both", err)
+        self.assertIn("--json needs JSON results",
+                      self.run_merge_mistake({"a.hlog": header, "b.hlog": header}, "--json", os.devnull))
+        damaged = header + "Tag=corrected,0.000,1.000,1.000,HIST*AAA\n"
+        self.assertIn("a.hlog line 2: base64", self.run_merge_mistake({"a.hlog": damaged, "b.hlog": header}))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 // The .hlog encoder without sockets: ZigZag LEB128 bytes, base64, the V2 header and counts
-// payload, and histograms round-tripped through the (test) decoder, index for index.
+// payload, and histograms round-tripped through the decoder (which merge uses), index for index.
 #include "loadgen/hlog.h"
 
 #include <gtest/gtest.h>
