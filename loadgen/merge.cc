@@ -69,8 +69,8 @@ void add(Histogram& total, const Histogram& part) {
 }  // namespace
 
 RunResult merge_results(const std::vector<MergeInput>& inputs, bool allow_disjoint) {
-  if (inputs.size() < 2) {
-    throw UsageError("merge needs at least two result files");
+  if (inputs.empty()) {
+    throw UsageError("merge: nothing to merge");
   }
   const nlohmann::json reference = comparable_config(inputs.front().result.config);
   double latest_start = inputs.front().result.start_unix_s;
