@@ -18,7 +18,9 @@
 // Every wait on other ranks is a non-blocking collective tested against a deadline; past it
 // the job is aborted (MPI_Abort ends every rank), so a stuck or lost rank never hangs a run.
 // A rank that dies outright is reported by mpirun itself, which then ends the others.
+#include <fcntl.h>
 #include <mpi.h>
+#include <sched.h>
 
 #include <array>
 #include <chrono>
@@ -37,6 +39,7 @@
 #include "core/address.h"
 #include "core/duration.h"
 #include "core/error.h"
+#include "core/fd.h"
 #include "core/stop.h"
 #include "echolab/version.h"
 #include "loadgen/options.h"
@@ -210,25 +213,49 @@ StartDecision agree_on_start(const World& world, const std::optional<Failure>& m
           0};
 }
 
-// --rank-json's FILE for `rank`: every "%r" replaced by it. Ranks on one host would write
-// over each other without it, so it is required.
-std::string rank_output(const std::string& pattern, int rank) {
-  if (pattern.empty()) return {};
-  std::string path;
-  bool numbered = false;
+// `pattern` for `rank`: every "%r" replaced by it. Empty stays empty.
+std::string for_rank(const std::string& pattern, int rank) {
+  std::string text;
   for (std::size_t i = 0; i < pattern.size(); ++i) {
     if (pattern.compare(i, 2, "%r") == 0) {
-      path += std::to_string(rank);
-      numbered = true;
+      text += std::to_string(rank);
       ++i;
     } else {
-      path += pattern[i];
+      text += pattern[i];
     }
   }
-  if (!numbered) {
+  return text;
+}
+
+// --rank-json's FILE for `rank`. Ranks on one host would write over each other without
+// "%r", so it is required.
+std::string rank_output(const std::string& pattern, int rank) {
+  if (pattern.empty()) return {};
+  if (pattern.find("%r") == std::string::npos) {
     throw UsageError("--rank-json " + pattern + " has no %r: every rank would write the same file");
   }
-  return path;
+  return for_rank(pattern, rank);
+}
+
+// --netns: this rank's load runs in the network namespace `name` (made by `ip netns add`,
+// which keeps it at /run/netns/NAME). Only the calling thread moves, before the generator
+// threads exist, so they follow it; MPI's own connections, made at MPI_Init, stay where
+// they were: a network namespace cannot reach the launcher's loopback, so a rank could not
+// be started inside one (`ip netns exec` as a wrapper fails in MPI_Init).
+void enter_network_namespace(const std::string& name) {
+  if (name.empty()) return;
+  if (name.find('/') != std::string::npos || name == "." || name == "..") {
+    throw UsageError("--netns " + name + ": a name as `ip netns list` shows it, not a path");
+  }
+  const std::string path = "/run/netns/" + name;
+  const Fd ns(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!ns) {
+    throw UsageError("--netns " + name + ": " + describe_errno("open " + path, errno) +
+                     " (made by `ip netns add` or scripts/netns-hosts.sh create)");
+  }
+  if (::setns(ns.get(), CLONE_NEWNET) != 0) {
+    throw UsageError("--netns " + name + ": " + describe_errno("setns", errno) + " (needs root: CAP_SYS_ADMIN)");
+  }
 }
 
 CommandFlavour mpi_flavour() {
@@ -242,7 +269,10 @@ CommandFlavour mpi_flavour() {
           {{"max-start-skew", "1ms",
             "a rank starting further than this from the agreed start marks the merged run invalid"},
            {"rank-json", "",
-            "also write each rank's own result (its share, on its host) to FILE, %r replaced by the rank"}}};
+            "also write each rank's own result (its share, on its host) to FILE, %r replaced by the rank"},
+           {"netns", "",
+            "run each rank's load in the network namespace NAME (ip netns; %r replaced by the rank), as if "
+            "on a host of its own (scripts/netns-hosts.sh makes them; needs root)"}}};
 }
 
 int run_rank(const World& world, const std::vector<std::string>& args) {
@@ -266,6 +296,7 @@ int run_rank(const World& world, const std::vector<std::string>& args) {
     share = generator_share(command.config, world.rank, world.size);
     rank_json = rank_output(command.extra.at("rank-json"), world.rank);
     check_outputs(Outputs{rank_json, "", ""});
+    enter_network_namespace(for_rank(command.extra.at("netns"), world.rank));
     if (world.root()) {
       outputs = Outputs{command.config.json_path, command.config.hgrm_path, command.config.hlog_path};
       check_outputs(outputs);

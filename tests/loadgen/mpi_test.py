@@ -10,6 +10,8 @@ transport) against one echolab-server.
   that rank and its host, in bounded time; a mistake every rank makes is one line too;
 - a rank killed during the run takes the job down at once (mpirun names the rank), and no
   result is written.
+- as root, 4 ranks each in a network namespace of its own (scripts/netns-hosts.sh, --netns)
+  reach the server in another from 4 addresses, and the counts still match the server's.
 
     mpi_test.py MPIRUN LOADGEN_MPI LOADGEN SERVER
     mpi_test.py --not-built      (exits 77: skipped, saying why)
@@ -164,6 +166,80 @@ class MergedRun(unittest.TestCase):
             with open(os.path.join(os.path.dirname(__file__), "..", "..", "results", "schema",
                                    "loadgen-result.schema.json")) as f:
                 jsonschema.Draft202012Validator(json.load(f)).validate(merged)
+
+
+def established_peers(namespace, port):
+    """The peer addresses of established connections to `port` in `namespace`, from `ss`."""
+    out = subprocess.run(["ip", "netns", "exec", namespace, "ss", "-Htn", "state", "established",
+                          f"( sport = :{port} )"], capture_output=True, text=True, timeout=10).stdout
+    return {line.split()[-1].rsplit(":", 1)[0] for line in out.splitlines() if line.strip()}
+
+
+class Namespaces(unittest.TestCase):
+    """Each rank as a host of its own, simulated by network namespaces on one bridge."""
+    SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "netns-hosts.sh")
+    PREFIX = f"echolab-mpi-{os.getpid()}"  # the PID: a set left by a killed run is found again
+
+    def setUp(self):
+        if os.geteuid() != 0:
+            self.skipTest("network namespaces need root")
+        if not shutil.which("ip") or not shutil.which("ss"):
+            self.skipTest("needs ip and ss (iproute2)")
+        names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10).stdout
+        for pid in set(re.findall(r"^echolab-mpi-(\d+)-srv\b", names, re.M)):
+            if not os.path.exists(f"/proc/{pid}"):
+                subprocess.run([self.SCRIPT, "destroy", f"echolab-mpi-{pid}"], capture_output=True, timeout=60)
+        made = subprocess.run([self.SCRIPT, "create", str(RANKS), self.PREFIX], capture_output=True, text=True,
+                              timeout=60)
+        if made.returncode != 0:
+            self.skipTest(f"cannot make network namespaces here: {made.stderr.strip()}")
+        self.addCleanup(subprocess.run, [self.SCRIPT, "destroy", self.PREFIX], capture_output=True, timeout=60)
+
+    def test_four_ranks_from_four_addresses_match_the_server(self):
+        server_ns = f"{self.PREFIX}-srv"
+        with tempfile.TemporaryDirectory() as scratch:
+            stats_path = os.path.join(scratch, "stats.json")
+            out = os.path.join(scratch, "merged.json")
+            with EchoServer(SERVER, "epoll", "10.77.0.1:0", extra_args=["--stats-json", stats_path],
+                            launcher=["ip", "netns", "exec", server_ns]) as server:
+                command = [MPIRUN, *mpirun_flags(), "-np", str(RANKS), LOADGEN_MPI, "--netns", f"{self.PREFIX}-gen%r",
+                           "--target", server.address, "--mode", "open", "--rate", "2000", "-c", "8",
+                           "--warmup", "0.3s", "--duration", "1s", "--timeout", "1s", "--json", out, "--quiet",
+                           "--no-status"]
+                process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                           stderr=subprocess.PIPE, text=True, start_new_session=True)
+                peers = set()
+                try:
+                    deadline = time.monotonic() + RUN_DEADLINE
+                    while process.poll() is None and time.monotonic() < deadline:
+                        peers |= established_peers(server_ns, server.port)
+                        time.sleep(0.1)
+                    _, err = process.communicate(timeout=max(1, deadline - time.monotonic()))
+                finally:
+                    if process.poll() is None:
+                        os.killpg(process.pid, signal.SIGKILL)
+                        process.communicate()
+                server.stop()
+            self.assertEqual(process.returncode, 0, err)
+            self.assertEqual(peers, {f"10.77.0.{10 + rank}" for rank in range(RANKS)})
+            with open(out) as f:
+                merged = json.load(f)
+            with open(stats_path) as f:
+                stats = json.load(f)
+            self.assertEqual(merged["errors"]["total"], 0, merged["errors"])
+            self.assertEqual(merged["messages"]["received"] + merged["messages"]["warmup_messages"],
+                             stats["counters"]["messages"])
+            self.assertEqual(len(merged["generators"]["ranks"]), RANKS)
+
+    def test_a_missing_namespace_is_one_line_naming_the_rank(self):
+        run, _ = mpirun((RANKS, [LOADGEN_MPI, "--netns", f"{self.PREFIX}-gen%r-missing", "--target", "10.77.0.1:7",
+                                 "-c", "4", "--duration", "1s"]))
+        self.assertEqual(run.returncode, 2, run.stderr)
+        lines = [line for line in our_lines(run.stderr) if "over 4 generators" not in line]
+        self.assertEqual(len(lines), 1, run.stderr)
+        self.assertTrue(lines[0].startswith(f"echolab-loadgen-mpi: rank 0 on {socket.gethostname()}: --netns "
+                                            f"{self.PREFIX}-gen0-missing: open /run/netns/{self.PREFIX}-gen0-missing: "
+                                            "No such file or directory"), lines[0])
 
 
 class Failures(unittest.TestCase):
