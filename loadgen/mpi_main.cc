@@ -109,6 +109,13 @@ nlohmann::json describe(const Failure& failure) {
   return {{"exit_code", failure.exit_code}, {"message", failure.message}};
 }
 
+// Ends every rank of the job, after saying why.
+[[noreturn]] void abort_job(const World& world, const std::string& why) {
+  print_error("rank " + std::to_string(world.rank) + " on " + world.host + ": " + why + ": aborting the job");
+  MPI_Abort(MPI_COMM_WORLD, kSystemExit);
+  std::_Exit(kSystemExit);  // MPI_Abort does not return; should it, this rank still ends
+}
+
 // Waits for a non-blocking collective until `deadline`, then gives up on the whole job.
 void wait_for(MPI_Request& request, Deadline deadline, const World& world, const char* what) {
   for (;;) {
@@ -116,10 +123,8 @@ void wait_for(MPI_Request& request, Deadline deadline, const World& world, const
     MPI_Test(&request, &done, MPI_STATUS_IGNORE);
     if (done != 0) return;
     if (std::chrono::steady_clock::now() >= deadline) {
-      print_error("rank " + std::to_string(world.rank) + " on " + world.host + ": the other ranks sent no " + what +
-                  " in time (a rank is stuck, or its host unreachable): aborting the job");
-      MPI_Abort(MPI_COMM_WORLD, kSystemExit);
-      std::_Exit(kSystemExit);
+      abort_job(world, std::string("the other ranks sent no ") + what +
+                           " in time (a rank is stuck, or its host unreachable)");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
@@ -128,10 +133,11 @@ void wait_for(MPI_Request& request, Deadline deadline, const World& world, const
 // Rank 0 receives every rank's JSON text, in rank order; the others get nothing back.
 std::vector<nlohmann::json> gather_json(const World& world, const nlohmann::json& mine, Deadline deadline,
                                         const char* what) {
-  const std::string text = mine.dump();
+  // Replacing bytes that are not UTF-8 (a user's argument echoed in an error, say) rather
+  // than throwing: nothing may keep a rank from its part in the collective.
+  const std::string text = mine.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   if (text.size() > INT_MAX) {
-    print_error("rank " + std::to_string(world.rank) + ": its " + what + " is past 2 GiB: aborting the job");
-    MPI_Abort(MPI_COMM_WORLD, kSystemExit);
+    abort_job(world, std::string("its ") + what + " is past 2 GiB");
   }
   int length = static_cast<int>(text.size());
   std::vector<int> lengths(world.root() ? static_cast<std::size_t>(world.size) : 0);
@@ -145,8 +151,7 @@ std::vector<nlohmann::json> gather_json(const World& world, const nlohmann::json
     total += lengths[i];
   }
   if (total > INT_MAX) {
-    print_error("the ranks' " + std::string(what) + " add up past 2 GiB: aborting the job");
-    MPI_Abort(MPI_COMM_WORLD, kSystemExit);
+    abort_job(world, std::string("the ranks' ") + what + " add up past 2 GiB");
   }
   std::string all(static_cast<std::size_t>(total), '\0');
   MPI_Igatherv(text.data(), length, MPI_CHAR, all.data(), lengths.data(), offsets.data(), MPI_CHAR, kRoot,
