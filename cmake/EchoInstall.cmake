@@ -10,6 +10,11 @@ set(ECHOLAB_INSTALL_SHARE ${CMAKE_INSTALL_DATADIR}/echolab)
 set(_no_cache PATTERN "__pycache__" EXCLUDE PATTERN "*.pyc" EXCLUDE)
 
 install(TARGETS echolab-server echolab-loadgen RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+if(TARGET echolab-loadgen-mpi)
+  # Every host of an MPI run needs it at the same path: the package is the way to get there
+  # (the .deb then depends on Open MPI's library, found by dpkg-shlibdeps).
+  install(TARGETS echolab-loadgen-mpi RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+endif()
 if(ECHOLAB_BUILD_BENCH)
   install(TARGETS echolab-bare-client RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
   # The twins are references for bench/fidelity.py, not commands: generic names like

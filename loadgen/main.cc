@@ -1,9 +1,8 @@
 // echolab-loadgen: the load generator's command. Parses, runs, reports; every user mistake
 // is one line on stderr and exit status 2, a system failure one line and exit status 1.
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <filesystem>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <new>
@@ -18,7 +17,6 @@
 #include "core/error.h"
 #include "core/stop.h"
 #include "echolab/version.h"
-#include "loadgen/hlog.h"
 #include "loadgen/merge.h"
 #include "loadgen/options.h"
 #include "loadgen/report.h"
@@ -31,83 +29,6 @@ namespace po = boost::program_options;
 
 constexpr int kUsageExit = 2;
 constexpr int kSystemExit = 1;
-
-// Fails before a long run, not after it, when an output file cannot be written.
-void check_writable(const std::string& path, const char* option) {
-  if (path.empty() || path == "-") return;
-  const std::size_t slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  if (::access(dir.c_str(), W_OK) != 0) {
-    throw UsageError(std::string("--") + option + " " + path + ": cannot write in " + dir + " (" +
-                     std::strerror(errno) + ")");
-  }
-}
-
-// The file an output names: stdout for "-"; nullopt if it does not exist yet.
-std::optional<struct stat> output_file(const std::string& path) {
-  struct stat info {};
-  const int rc = path == "-" ? ::fstat(STDOUT_FILENO, &info) : ::stat(path.c_str(), &info);
-  return rc == 0 ? std::optional(info) : std::nullopt;
-}
-
-// True when two outputs would land in one file: both "-", one file reached through two
-// names ("-" and /dev/stdout, a symlink, "./x" and "x"). /dev/null may take both.
-bool same_output(const std::string& a, const std::string& b) {
-  if (a.empty() || b.empty()) return false;
-  if (a == b) return a != "/dev/null";
-  const auto file_a = output_file(a);
-  const auto file_b = output_file(b);
-  if (file_a && file_b) {
-    const auto null = output_file("/dev/null");
-    const bool is_null = null && file_a->st_dev == null->st_dev && file_a->st_ino == null->st_ino;
-    return file_a->st_dev == file_b->st_dev && file_a->st_ino == file_b->st_ino && !is_null;
-  }
-  if (file_a || file_b || a == "-" || b == "-") return false;
-  std::error_code ea;
-  std::error_code eb;
-  const auto path_a = std::filesystem::weakly_canonical(std::filesystem::absolute(a), ea);
-  const auto path_b = std::filesystem::weakly_canonical(std::filesystem::absolute(b), eb);
-  return !ea && !eb && path_a == path_b;
-}
-
-struct Outputs {
-  std::string json;
-  std::string hgrm;
-  std::string hlog;
-};
-
-void check_outputs(const Outputs& outputs) {
-  const std::pair<const char*, const std::string*> named[] = {
-      {"json", &outputs.json}, {"hgrm", &outputs.hgrm}, {"hlog", &outputs.hlog}};
-  for (const auto& [option, path] : named) check_writable(*path, option);
-  for (std::size_t i = 0; i < std::size(named); ++i) {
-    for (std::size_t k = i + 1; k < std::size(named); ++k) {
-      if (same_output(*named[i].second, *named[k].second)) {
-        throw UsageError(std::string("--") + named[i].first + " " + *named[i].second + " and --" +
-                         named[k].first + " " + *named[k].second +
-                         " are the same file: the two outputs would mix; give each its own");
-      }
-    }
-  }
-}
-
-void emit(const RunResult& result, const Outputs& outputs, bool quiet) {
-  if (!outputs.json.empty()) {
-    write_output(outputs.json, to_json(result).dump(1) + "\n");
-  }
-  if (!outputs.hgrm.empty()) {
-    write_output(outputs.hgrm, hgrm_text(result));
-  }
-  if (!outputs.hlog.empty()) {
-    write_output(outputs.hlog, hlog_text(result));
-  }
-  if (!quiet) {
-    // With an output on stdout, the table goes to stderr so that stdout stays parseable.
-    const bool stdout_taken = same_output(outputs.json, "-") || same_output(outputs.hgrm, "-") ||
-                              same_output(outputs.hlog, "-");
-    print_summary(stdout_taken ? std::cerr : std::cout, result);
-  }
-}
 
 int run_command(const std::vector<std::string>& args) {
   const ParsedCommand command = parse_command_line(args);
@@ -249,6 +170,9 @@ int merge_command(const std::vector<std::string>& args) {
   auto path = [&vm](const char* option) {
     return vm.count(option) ? vm[option].as<std::string>() : std::string();
   };
+  if (files.size() < 2) {
+    throw UsageError("merge needs at least two inputs (results or interval logs)");
+  }
   const Outputs outputs{path("json"), path("hgrm"), path("hlog")};
   check_outputs(outputs);
   std::vector<std::string> texts;

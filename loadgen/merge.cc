@@ -93,7 +93,9 @@ double median(std::vector<double> values) {
 }  // namespace
 
 RunResult merge_results(const std::vector<MergeInput>& inputs, bool allow_disjoint) {
-  require_two(inputs.size());
+  if (inputs.empty()) {
+    throw UsageError("merge: nothing to merge");
+  }
   const nlohmann::json reference = comparable_config(inputs.front().result.config);
   double latest_start = inputs.front().result.start_unix_s;
   double earliest_end = latest_start + inputs.front().result.measured_s;

@@ -15,13 +15,15 @@
 namespace echolab {
 
 struct MergeInput {
-  std::string name;  // the file it came from, for messages and the "sources" list
+  std::string name;  // where it came from (a file, a rank), for messages and the "sources" list
   RunResult result;
 };
 
-// Throws UsageError (one line) when the inputs do not belong together: a configuration
-// that differs (other than the generator's own threads, CPUs and seed), or measurement
-// windows that do not overlap, unless allow_disjoint.
+// One input or more: a single one comes back with its "sources" entry and its invalid
+// reasons prefixed with its name, as in any merge. Throws UsageError (one line) when the
+// inputs do not belong together: a configuration that differs (other than the generator's
+// own threads, CPUs and seed), or measurement windows that do not overlap, unless
+// allow_disjoint.
 [[nodiscard]] RunResult merge_results(const std::vector<MergeInput>& inputs, bool allow_disjoint);
 
 // Interval logs (.hlog) of generators that ran at the same time, aligned on absolute time

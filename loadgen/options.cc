@@ -70,13 +70,15 @@ std::uint32_t parse_one_size(std::string_view text, std::string_view whole) {
 
 // The option table. Values stay strings where echolab parses them itself (durations,
 // sizes), so that every error message is ours and names the option.
-po::options_description describe_options() {
+po::options_description describe_options(const CommandFlavour& flavour) {
   po::options_description desc(
-      "Usage: echolab-loadgen --target ADDR [options]\n"
-      "       echolab-loadgen merge A.json B.json ... --json OUT\n\n"
-      "Drives an echo server with many connections and measures honest latency: the open\n"
-      "mode times each message from its intended send time (no coordinated omission).\n\n"
-      "Options");
+      flavour.usage.empty()
+          ? "Usage: echolab-loadgen --target ADDR [options]\n"
+            "       echolab-loadgen merge A.json B.json ... --json OUT\n\n"
+            "Drives an echo server with many connections and measures honest latency: the open\n"
+            "mode times each message from its intended send time (no coordinated omission).\n\n"
+            "Options"
+          : flavour.usage);
   // clang-format off
   desc.add_options()
     ("help,h", "show this help")
@@ -112,6 +114,10 @@ po::options_description describe_options() {
                                                    "source addresses, a range 127.0.0.1-127.0.0.8 or a count 8 (default: "
                                                    "more than one only when the ephemeral ports would run out)");
   // clang-format on
+  for (const CommandFlavour::Option& option : flavour.options) {
+    desc.add_options()(option.name.c_str(), po::value<std::string>()->default_value(option.default_value),
+                       option.help.c_str());
+  }
   return desc;
 }
 
@@ -314,9 +320,9 @@ void validate(LoadConfig& config) {
   }
 }
 
-ParsedCommand parse_command_line(const std::vector<std::string>& args) {
+ParsedCommand parse_command_line(const std::vector<std::string>& args, const CommandFlavour& flavour) {
   ParsedCommand command;
-  const po::options_description desc = describe_options();
+  const po::options_description desc = describe_options(flavour);
   po::variables_map vm;
   reject_placeholder_tokens(args);
   try {
@@ -418,6 +424,9 @@ ParsedCommand parse_command_line(const std::vector<std::string>& args) {
     config.source_addresses = parse_source_addresses(get<std::string>(vm, "source-addresses"));
   }
   validate(config);
+  for (const CommandFlavour::Option& option : flavour.options) {
+    command.extra[option.name] = get<std::string>(vm, option.name.c_str());
+  }
   return command;
 }
 

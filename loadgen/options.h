@@ -3,6 +3,7 @@
 // Every mistake, including combinations that cannot work (a pipeline on raw datagrams, a
 // rate in closed mode), becomes a UsageError carrying one line that says what to change.
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,15 +23,29 @@ inline constexpr int kMaxPipeline = 4096;
 inline constexpr double kMinRate = 1e-3;
 inline constexpr double kMaxRate = 1e8;
 
+// A command built on echolab-loadgen's options (echolab-loadgen-mpi) says what it is in its
+// own help text and adds options of its own, each taking a value with a default.
+struct CommandFlavour {
+  struct Option {
+    std::string name;
+    std::string default_value;
+    std::string help;
+  };
+  std::string usage;  // the head of --help; empty: echolab-loadgen's
+  std::vector<Option> options;
+};
+
 struct ParsedCommand {
   enum class Action { run, help, version };
   Action action = Action::run;
   std::string help_text;  // for Action::help
   LoadConfig config;      // for Action::run
+  std::map<std::string, std::string> extra;  // the flavour's options, by name, as given
 };
 
 // `args` excludes the program name. Throws UsageError.
-[[nodiscard]] ParsedCommand parse_command_line(const std::vector<std::string>& args);
+[[nodiscard]] ParsedCommand parse_command_line(const std::vector<std::string>& args,
+                                               const CommandFlavour& flavour = {});
 
 // "64", "64..4096" (uniform), "64:8,1024:1,65000:1" (size:weight list).
 [[nodiscard]] SizeDistribution parse_size(std::string_view text);

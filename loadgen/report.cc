@@ -1,16 +1,21 @@
 #include "loadgen/report.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <optional>
 #include <iostream>
 #include <sstream>
 
 #include "core/error.h"
 #include "loadgen/merge.h"
+#include "loadgen/hlog.h"
 
 namespace echolab {
 namespace {
@@ -61,6 +66,45 @@ std::string latency_header() {
                 "latency (us)", "min", "p50", "p90", "p99", "p99.9", "p99.99", "max", "mean",
                 "stdev");
   return line;
+}
+
+// Fails before a long run, not after it, when an output file cannot be written.
+void check_writable(const std::string& path, const char* option) {
+  if (path.empty() || path == "-") return;
+  const std::size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  if (::access(dir.c_str(), W_OK) != 0) {
+    throw UsageError(std::string("--") + option + " " + path + ": cannot write in " + dir + " (" +
+                     std::strerror(errno) + ")");
+  }
+}
+
+// The file an output names: stdout for "-"; nullopt if it does not exist yet.
+std::optional<struct stat> output_file(const std::string& path) {
+  struct stat info {};
+  const int rc = path == "-" ? ::fstat(STDOUT_FILENO, &info) : ::stat(path.c_str(), &info);
+  return rc == 0 ? std::optional(info) : std::nullopt;
+}
+
+// The per-generator breakdown of a load spread over several (loadgen/spread.h).
+void print_generators(std::ostream& out, const nlohmann::json& generators) {
+  out << "  generators: " << generators.value("split", "?") << "\n";
+  char line[256];
+  std::snprintf(line, sizeof(line), "  start skew %.3f ms (--max-start-skew %.3f ms)\n",
+                generators.value("start_skew_us", 0.0) / 1e3, generators.value("max_start_skew_us", 0.0) / 1e3);
+  out << line;
+  std::snprintf(line, sizeof(line), "  %5s %-16s %12s %10s %10s %8s %6s %9s %s\n", "rank", "host", "msgs/s",
+                "p50 us", "p99 us", "errors", "CPU", "late us", "valid");
+  out << line;
+  for (const nlohmann::json& g : generators.value("ranks", nlohmann::json::array())) {
+    std::snprintf(line, sizeof(line), "  %5d %-16s %12s %10.1f %10.1f %8s %5.0f%% %9.1f %s\n", g.value("rank", -1),
+                  g.value("host", std::string("?")).c_str(), grouped(g.value("msgs_per_s", 0.0)).c_str(),
+                  g.value("p50_us", 0.0), g.value("p99_us", 0.0),
+                  grouped(static_cast<double>(g.value("errors", std::uint64_t{0}))).c_str(),
+                  100 * g.value("busiest_thread_cpu_share", 0.0), g.value("start_late_us", 0.0),
+                  g.value("valid", false) ? "yes" : "NO");
+    out << line;
+  }
 }
 
 }  // namespace
@@ -131,6 +175,9 @@ void print_summary(std::ostream& out, const RunResult& r) {
                 "  generator CPU: user %.2f s, sys %.2f s; busiest thread %.0f%% of a core\n",
                 user, sys, 100 * busiest);
   out << line;
+  if (!r.generators.is_null()) {
+    print_generators(out, r.generators);
+  }
 }
 
 void print_log_summary(std::ostream& out, const IntervalLog& merged, std::size_t inputs) {
@@ -192,6 +239,57 @@ std::string hgrm_text(const RunResult& result) {
   std::ostringstream out;
   result.corrected.write_hgrm(out, 1000.0);
   return out.str();
+}
+
+bool same_output(const std::string& a, const std::string& b) {
+  if (a.empty() || b.empty()) return false;
+  if (a == b) return a != "/dev/null";
+  const auto file_a = output_file(a);
+  const auto file_b = output_file(b);
+  if (file_a && file_b) {
+    const auto null = output_file("/dev/null");
+    const bool is_null = null && file_a->st_dev == null->st_dev && file_a->st_ino == null->st_ino;
+    return file_a->st_dev == file_b->st_dev && file_a->st_ino == file_b->st_ino && !is_null;
+  }
+  if (file_a || file_b || a == "-" || b == "-") return false;
+  std::error_code ea;
+  std::error_code eb;
+  const auto path_a = std::filesystem::weakly_canonical(std::filesystem::absolute(a), ea);
+  const auto path_b = std::filesystem::weakly_canonical(std::filesystem::absolute(b), eb);
+  return !ea && !eb && path_a == path_b;
+}
+
+void check_outputs(const Outputs& outputs) {
+  const std::pair<const char*, const std::string*> named[] = {
+      {"json", &outputs.json}, {"hgrm", &outputs.hgrm}, {"hlog", &outputs.hlog}};
+  for (const auto& [option, path] : named) check_writable(*path, option);
+  for (std::size_t i = 0; i < std::size(named); ++i) {
+    for (std::size_t k = i + 1; k < std::size(named); ++k) {
+      if (same_output(*named[i].second, *named[k].second)) {
+        throw UsageError(std::string("--") + named[i].first + " " + *named[i].second + " and --" +
+                         named[k].first + " " + *named[k].second +
+                         " are the same file: the two outputs would mix; give each its own");
+      }
+    }
+  }
+}
+
+void emit(const RunResult& result, const Outputs& outputs, bool quiet) {
+  if (!outputs.json.empty()) {
+    write_output(outputs.json, to_json(result).dump(1) + "\n");
+  }
+  if (!outputs.hgrm.empty()) {
+    write_output(outputs.hgrm, hgrm_text(result));
+  }
+  if (!outputs.hlog.empty()) {
+    write_output(outputs.hlog, hlog_text(result));
+  }
+  if (!quiet) {
+    // With an output on stdout, the table goes to stderr so that stdout stays parseable.
+    const bool stdout_taken = same_output(outputs.json, "-") || same_output(outputs.hgrm, "-") ||
+                              same_output(outputs.hlog, "-");
+    print_summary(stdout_taken ? std::cerr : std::cout, result);
+  }
 }
 
 }  // namespace echolab

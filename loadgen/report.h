@@ -44,4 +44,23 @@ void write_output(const std::string& path, const std::string& text);
 // The corrected latency distribution in HdrHistogram's .hgrm format, values in µs.
 [[nodiscard]] std::string hgrm_text(const RunResult& result);
 
+// The files a result goes to (empty: not written; "-": stdout).
+struct Outputs {
+  std::string json;
+  std::string hgrm;
+  std::string hlog;
+};
+
+// True when two outputs would land in one file: both "-", one file reached through two
+// names ("-" and /dev/stdout, a symlink, "./x" and "x"). /dev/null may take both.
+[[nodiscard]] bool same_output(const std::string& a, const std::string& b);
+
+// Fails before a long run, not after it: throws UsageError (one line) when an output's
+// directory is not writable or two outputs are the same file.
+void check_outputs(const Outputs& outputs);
+
+// Writes the result to its outputs, and the summary table unless `quiet` (on stderr when
+// an output takes stdout, so that stdout stays parseable). Throws std::system_error.
+void emit(const RunResult& result, const Outputs& outputs, bool quiet);
+
 }  // namespace echolab

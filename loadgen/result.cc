@@ -149,6 +149,9 @@ nlohmann::json to_json(const RunResult& r) {
               {"measured_s", r.measured_s},
               {"stopped_by", r.stopped_by},
               {"sources", r.sources}};
+  if (r.start_late_s) {
+    j["run"]["start_late_s"] = *r.start_late_s;
+  }
   j["throughput"] = {
       {"asked_msgs_per_s", r.asked_msgs_per_s > 0 ? nlohmann::json(r.asked_msgs_per_s) : nlohmann::json()},
       {"sent_msgs_per_s", r.sent_msgs_per_s},
@@ -204,6 +207,9 @@ nlohmann::json to_json(const RunResult& r) {
                     {"cpu_user_s", user},
                     {"cpu_sys_s", sys},
                     {"syscalls", r.syscalls}};
+  if (!r.generators.is_null()) {
+    j["generators"] = r.generators;
+  }
   j["histograms"] = {{"unit", "ns"},
                      {"corrected", r.corrected.to_json()},
                      {"uncorrected", r.uncorrected.to_json()},
@@ -235,6 +241,15 @@ RunResult result_from_json(const nlohmann::json& j) {
   r.measured_s = amount(run, "measured_s");
   r.stopped_by = field(run, "stopped_by").get<std::string>();
   r.sources = field(run, "sources").get<std::vector<nlohmann::json>>();
+  if (run.contains("start_late_s")) {
+    // Signed: a start can be early when the clock was stepped during the sleep.
+    const nlohmann::json& late = run.at("start_late_s");
+    if (!late.is_number()) throw std::invalid_argument("\"start_late_s\" must be a number, got " + late.dump());
+    r.start_late_s = late.get<double>();
+  }
+  if (j.contains("generators")) {
+    r.generators = j.at("generators");
+  }
   const auto& throughput = field(j, "throughput");
   const auto& asked = field(throughput, "asked_msgs_per_s");
   r.asked_msgs_per_s = asked.is_null() ? 0.0 : amount(throughput, "asked_msgs_per_s");

@@ -63,6 +63,12 @@ struct RunResult {
   bool valid = true;
   std::vector<std::string> invalid_reasons;
   std::vector<nlohmann::json> sources;  // merged results: where each part came from
+  // A run started at a time agreed with other generators (run_load's StartAgreement): how
+  // late it really started, on this host's CLOCK_REALTIME.
+  std::optional<double> start_late_s;
+  // One load spread over several generators (loadgen/spread.h): how it was shared out,
+  // each generator's own figures and the start skew. Null otherwise.
+  nlohmann::json generators;
 
   [[nodiscard]] std::uint64_t errors_total() const;
 };

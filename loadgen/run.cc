@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -11,6 +12,7 @@
 #include <iostream>
 #include <latch>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "core/error.h"
@@ -21,6 +23,7 @@
 #include "loadgen/environment.h"
 #include "loadgen/event_loop.h"
 #include "loadgen/sources.h"
+#include "loadgen/spread.h"
 
 namespace echolab {
 namespace {
@@ -94,12 +97,13 @@ std::vector<ThreadPlan> plan_threads(const LoadConfig& config) {
     ThreadPlan plan;
     plan.index = i;
     plan.cpu = config.cpus.empty() ? -1 : config.cpus[static_cast<std::size_t>(i) % config.cpus.size()];
-    plan.connections = config.connections / config.threads + (i < config.connections % config.threads ? 1 : 0);
+    plan.connections = static_cast<int>(even_share(static_cast<std::uint64_t>(config.connections),
+                                                   static_cast<std::uint64_t>(i), threads));
     plan.first_connection_id = next_id;
     next_id += static_cast<std::uint32_t>(plan.connections);
     if (config.messages > 0) {
       plan.limited = true;
-      plan.quota = config.messages / threads + (static_cast<std::uint64_t>(i) < config.messages % threads ? 1 : 0);
+      plan.quota = even_share(config.messages, static_cast<std::uint64_t>(i), threads);
     }
     plan.rate = config.rate * plan.connections / config.connections;
     plans.push_back(plan);
@@ -114,6 +118,16 @@ std::string limit_text(rlim_t limit) { return limit == RLIM_INFINITY ? "unlimite
 void print_note(const std::string& note) {
   if (!note.empty()) {
     std::cerr << ("echolab-loadgen: note: " + note + "\n") << std::flush;
+  }
+}
+
+// Sleeps until `when` on CLOCK_REALTIME (the clock the generators agreed on), through
+// signals: a stop asked for meanwhile is seen by the run that follows.
+void sleep_until(std::chrono::system_clock::time_point when) {
+  const auto since_epoch = std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch()).count();
+  if (since_epoch <= 0) return;
+  const timespec at{static_cast<time_t>(since_epoch / 1'000'000'000), static_cast<long>(since_epoch % 1'000'000'000)};
+  while (::clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &at, nullptr) == EINTR) {
   }
 }
 
@@ -181,7 +195,8 @@ SocketAddress probe_target(const LoadConfig& config) {
                    std::string(to_string(config.transport)) + "): " + why);
 }
 
-RunResult run_load(const LoadConfig& config, const StatusCallback& on_status) {
+RunResult run_load(const LoadConfig& config, const StatusCallback& on_status,
+                   const StartAgreement& agree_on_start) {
   ignore_sigpipe();
   const std::vector<ThreadPlan> plans = plan_threads(config);
   const std::string limit_note = check_resources(config, plans);
@@ -198,6 +213,7 @@ RunResult run_load(const LoadConfig& config, const StatusCallback& on_status) {
   std::latch ready(static_cast<std::ptrdiff_t>(loops.size()));
   std::latch go(1);
   RunClock clock;  // written before go opens, read after: the latch orders it
+  bool cancelled = false;  // likewise: set when the run ends before it starts
   std::mutex mutex;
   std::condition_variable finished_changed;
   std::size_t finished = 0;
@@ -214,7 +230,9 @@ RunResult run_load(const LoadConfig& config, const StatusCallback& on_status) {
         ready.count_down();
         counted_down = true;
         go.wait();
-        raw->run(clock);
+        if (!cancelled) {
+          raw->run(clock);
+        }
       } catch (...) {
         thread_errors[i] = std::current_exception();
         if (!counted_down) {
@@ -229,13 +247,39 @@ RunResult run_load(const LoadConfig& config, const StatusCallback& on_status) {
     });
   }
   ready.wait();
+  // Nothing is measured when a thread could not set up, or when the other generators say
+  // not to start: the threads are released without running and the reason propagates.
+  // (Until `go` opens, only failed set-ups have written their thread_errors entry.)
+  std::exception_ptr setup_error;
+  for (const std::exception_ptr& error : thread_errors) {
+    if (error && !setup_error) setup_error = error;
+  }
+  std::optional<std::chrono::system_clock::time_point> agreed_start;
+  if (!setup_error && agree_on_start) {
+    try {
+      agreed_start = agree_on_start();
+    } catch (...) {
+      setup_error = std::current_exception();
+    }
+  }
+  if (setup_error) {
+    cancelled = true;
+    go.count_down();
+    for (auto& thread : threads) {
+      thread.join();
+    }
+    std::rethrow_exception(setup_error);
+  }
   for (const auto& loop : loops) {
     if (!loop->pin_error().empty()) {
       std::cerr << "echolab-loadgen: warning: " << loop->pin_error() << "\n";
     }
   }
-  const std::int64_t start = monotonic_ns();
+  if (agreed_start) {
+    sleep_until(*agreed_start);
+  }
   const auto wall_start = std::chrono::system_clock::now();
+  const std::int64_t start = monotonic_ns();
   clock.start = start;
   clock.measure_start = start + config.warmup.count();
   clock.send_end = config.messages > 0 ? INT64_MAX : clock.measure_start + config.duration.count();
@@ -301,6 +345,9 @@ RunResult run_load(const LoadConfig& config, const StatusCallback& on_status) {
   r.start_utc = format_utc(wall_start + config.warmup);
   r.start_unix_s = std::chrono::duration<double>(wall_start.time_since_epoch()).count() +
                    static_cast<double>(config.warmup.count()) / 1e9;
+  if (agreed_start) {
+    r.start_late_s = std::chrono::duration<double>(wall_start - *agreed_start).count();
+  }
   std::int64_t measure_end = clock.measure_start;
   bool time_limit = false;
   bool interrupted = false;

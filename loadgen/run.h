@@ -3,6 +3,7 @@
 // one-line error before any thread starts), splits the connections, message quota and rate
 // over --threads event loops, lets them connect, starts the clock for all of them at once,
 // and merges what they measured, exactly, into a RunResult.
+#include <chrono>
 #include <cstdint>
 #include <functional>
 
@@ -27,8 +28,16 @@ using StatusCallback = std::function<void(const LiveStatus&)>;
 // ("cannot reach HOST:PORT: connect: Connection refused") otherwise.
 [[nodiscard]] SocketAddress probe_target(const LoadConfig& config);
 
-// Throws UsageError or std::system_error during set-up only; once running, every failure
-// is counted in the result.
-[[nodiscard]] RunResult run_load(const LoadConfig& config, const StatusCallback& on_status = {});
+// A run that starts together with other generators (echolab-loadgen-mpi) agrees on the
+// moment here. Called once every generator thread has connected, it returns an absolute
+// CLOCK_REALTIME time; run_load sleeps until then, starts the whole run there (warm-up,
+// then the measured window, as always), and records in RunResult::start_late_s how late it
+// really started. Anything it throws ends the run before it starts and propagates.
+using StartAgreement = std::function<std::chrono::system_clock::time_point()>;
+
+// Throws UsageError or std::system_error during set-up only (a generator thread that fails
+// to set up included); once running, every failure is counted in the result.
+[[nodiscard]] RunResult run_load(const LoadConfig& config, const StatusCallback& on_status = {},
+                                 const StartAgreement& agree_on_start = {});
 
 }  // namespace echolab

@@ -8,6 +8,7 @@ packages=(
   libboost-program-options-dev nlohmann-json3-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev libbenchmark-tools
   liburing-dev zlib1g-dev
+  openmpi-bin libopenmpi-dev
   libhdrhistogram-java default-jre-headless
   socat netcat-openbsd sockperf iproute2 procps
   python3 python3-matplotlib python3-jsonschema

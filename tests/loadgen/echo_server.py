@@ -1,5 +1,7 @@
-"""An echolab-server for the load generator's Python tests: started on `listen`, its ready
-line awaited, stopped with SIGTERM (killed if it lingers) on leaving a `with` block."""
+"""An echolab-server for the load generator's Python tests: started on `listen` (with
+`extra_args`, such as --stats-json FILE, and through `launcher`, such as ip netns exec NS),
+its ready line awaited, stopped with SIGTERM (killed if it lingers) on leaving a `with`
+block."""
 import re
 import subprocess
 
@@ -7,8 +9,8 @@ READY = re.compile(r"echolab-server listening (\S+) (\S+)$")
 
 
 class EchoServer:
-    def __init__(self, binary, engine, listen="127.0.0.1:0"):
-        self.process = subprocess.Popen([binary, "--engine", engine, "--listen", listen],
+    def __init__(self, binary, engine, listen="127.0.0.1:0", extra_args=(), launcher=()):
+        self.process = subprocess.Popen([*launcher, binary, "--engine", engine, "--listen", listen, *extra_args],
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.process.stdout.readline().strip()  # the server prints it at once, or exits
         match = READY.match(line)

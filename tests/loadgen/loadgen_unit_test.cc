@@ -12,6 +12,7 @@
 #include "loadgen/pacer.h"
 #include "loadgen/recorder.h"
 #include "loadgen/result.h"
+#include "loadgen/spread.h"
 
 namespace echolab {
 namespace {
@@ -317,7 +318,22 @@ TEST(LoadgenMerge, RefusesWhatDoesNotBelongTogether) {
   const RunResult later = sample_result(200.0, 1);
   EXPECT_THROW((void)merge_results({{"a", a}, {"b", later}}, false), UsageError);
   EXPECT_NO_THROW((void)merge_results({{"a", a}, {"b", later}}, true));
-  EXPECT_THROW((void)merge_results({{"a", a}}, false), UsageError);
+  EXPECT_THROW((void)merge_results({}, false), UsageError);
+}
+
+// One result "merged" alone (one MPI rank) reads as any merge: a source entry, and its
+// invalid reasons under its name.
+TEST(LoadgenMerge, OneInputIsAMergeOfOne) {
+  RunResult a = sample_result(100.0, 1);
+  a.invalid_reasons = {"too slow"};
+  a.valid = false;
+  const RunResult merged = merge_results({{"rank 0 on h", a}}, false);
+  EXPECT_EQ(merged.received, a.received);
+  EXPECT_TRUE(merged.corrected == a.corrected);
+  ASSERT_EQ(merged.sources.size(), 1u);
+  EXPECT_EQ(merged.sources[0]["file"], "rank 0 on h");
+  EXPECT_EQ(merged.invalid_reasons, std::vector<std::string>{"rank 0 on h: too slow"});
+  EXPECT_FALSE(merged.valid);
 }
 
 // Numbers read from result files are checked like those from the command line: a count is
@@ -359,6 +375,122 @@ TEST(LoadgenMerge, NumbersFromFilesAreChecked) {
   RunResult d = sample_result(100.2, 1);
   d.corrected = Histogram(1, 1'000'000, 2);  // another layout: a bad file, not a crash
   EXPECT_THROW((void)merge_results({{"a", sample_result(100.0, 1)}, {"d", d}}, false), UsageError);
+}
+
+// The totals of a load spread over generators: whole shares, remainders to the lowest
+// ranks, the rate following the connections, and nothing lost or added.
+TEST(LoadgenSpread, SharesAddUpToTheTotalsRemaindersToTheLowestRanks) {
+  const LoadConfig total = parse({"--mode", "open", "--rate", "1000", "-c", "10"});
+  const std::vector<int> connections = {3, 3, 2, 2};
+  int connections_sum = 0;
+  double rate_sum = 0;
+  for (int rank = 0; rank < 4; ++rank) {
+    const LoadConfig share = generator_share(total, rank, 4);
+    EXPECT_EQ(share.connections, connections[static_cast<std::size_t>(rank)]) << rank;
+    EXPECT_DOUBLE_EQ(share.rate, 100.0 * share.connections) << rank;
+    EXPECT_EQ(share.target_text, total.target_text);
+    connections_sum += share.connections;
+    rate_sum += share.rate;
+  }
+  EXPECT_EQ(connections_sum, 10);
+  EXPECT_DOUBLE_EQ(rate_sum, 1000.0);
+  EXPECT_EQ(describe_shares(total, 4),
+            "10 connections, 1000 msgs/s over 4 generators: ranks 0-1 3 connections, 300 msgs/s each; "
+            "ranks 2-3 2 connections, 200 msgs/s each");
+  const LoadConfig messages = parse({"-c", "4", "--messages", "7"});
+  std::uint64_t messages_sum = 0;
+  for (int rank = 0; rank < 3; ++rank) messages_sum += generator_share(messages, rank, 3).messages;
+  EXPECT_EQ(messages_sum, 7u);
+  EXPECT_EQ(generator_share(messages, 0, 3).messages, 3u);
+  EXPECT_EQ(describe_shares(messages, 3),
+            "4 connections, 7 messages over 3 generators: rank 0 2 connections, 3 messages; "
+            "ranks 1-2 1 connection, 2 messages each");
+  EXPECT_EQ(describe_shares(parse({"-c", "2"}), 1), "2 connections over 1 generator: rank 0 2 connections");
+}
+
+TEST(LoadgenSpread, ASharePastWhatAGeneratorCanRunIsOneLine) {
+  auto message = [](const LoadConfig& total, int rank, int ranks) {
+    try {
+      (void)generator_share(total, rank, ranks);
+    } catch (const UsageError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(message(parse({"-c", "3"}), 0, 4),
+            "--connections 3 over 4 generators leaves some without a connection: give at least one per generator");
+  EXPECT_EQ(message(parse({"-c", "4", "--messages", "2"}), 0, 4),
+            "--messages 2 over 4 generators leaves some without a message: give at least one per generator");
+  EXPECT_EQ(message(parse({"-c", "5", "--threads", "2"}), 1, 4),
+            "--threads 2 is more than the 1 connection of rank 1 (--connections 5 over 4 generators): every "
+            "thread needs a connection of its own");
+  EXPECT_NE(message(parse({"--mode", "open", "--rate", "0.001", "-c", "2"}), 1, 2).find("below the pacer's"),
+            std::string::npos);
+  EXPECT_THROW((void)generator_share(parse({}), 1, 1), std::invalid_argument);
+}
+
+GeneratorResult generator(int rank, double start_unix_s, std::uint64_t scale, double late_s) {
+  GeneratorResult part{rank, "host" + std::to_string(rank), sample_result(start_unix_s, scale)};
+  part.result.config = to_json(parse({"--mode", "open", "--rate", "2000", "-c", "2"}));
+  part.result.start_late_s = late_s;
+  return part;
+}
+
+TEST(LoadgenSpread, GeneratorsMergeExactlyWithTheirBreakdown) {
+  const LoadConfig total = parse({"--mode", "open", "--rate", "2000", "-c", "2"});
+  GeneratorResult first = generator(0, 100.0, 1, 0.000'2);
+  GeneratorResult second = generator(1, 100.0, 3, 0.000'5);
+  Histogram all = first.result.corrected;
+  all.merge(second.result.corrected);
+  // Given out of order, as they could arrive.
+  const RunResult merged = merge_generators({second, first}, total, std::chrono::milliseconds(1));
+  EXPECT_TRUE(merged.valid) << ::testing::PrintToString(merged.invalid_reasons);
+  EXPECT_TRUE(merged.corrected == all);
+  EXPECT_EQ(merged.received, 4000u);
+  const nlohmann::json& g = merged.generators;
+  EXPECT_EQ(g["count"], 2);
+  EXPECT_DOUBLE_EQ(g["start_skew_us"].get<double>(), 500.0);
+  EXPECT_DOUBLE_EQ(g["max_start_skew_us"].get<double>(), 1000.0);
+  ASSERT_EQ(g["ranks"].size(), 2u);
+  EXPECT_EQ(g["ranks"][0]["rank"], 0);
+  EXPECT_EQ(g["ranks"][0]["host"], "host0");
+  EXPECT_EQ(g["ranks"][1]["received"], 3000u);
+  EXPECT_EQ(g["ranks"][1]["connections"], 1);
+  EXPECT_EQ(g["ranks"][1]["errors"], 3u);
+  EXPECT_DOUBLE_EQ(g["ranks"][0]["start_late_us"].get<double>(), 200.0);
+  EXPECT_EQ(g["ranks"][1]["p99_us"], latency_summary(second.result.corrected)["p99_us"]);
+  EXPECT_EQ(merged.sources.size(), 2u);
+  EXPECT_EQ(to_json(result_from_json(to_json(merged))), to_json(merged));
+}
+
+TEST(LoadgenSpread, SkewOrAnInvalidRankMakesTheWholeInvalid) {
+  const LoadConfig total = parse({"--mode", "open", "--rate", "2000", "-c", "2"});
+  const RunResult skewed =
+      merge_generators({generator(0, 100.0, 1, 0.000'1), generator(1, 100.0, 1, 0.002'5)}, total,
+                       std::chrono::milliseconds(1));
+  EXPECT_FALSE(skewed.valid);
+  EXPECT_EQ(skewed.invalid_reasons,
+            std::vector<std::string>{"the generators started up to 2.500 ms apart (rank 1 the furthest from the "
+                                     "agreed start), over --max-start-skew 1.000 ms"});
+  GeneratorResult slow = generator(1, 100.0, 1, 0.0);
+  slow.result.invalid_reasons = {"generator queue overflowed: 3 messages never sent"};
+  slow.result.valid = false;
+  const RunResult invalid = merge_generators({generator(0, 100.0, 1, 0.0), slow}, total, std::chrono::milliseconds(1));
+  EXPECT_FALSE(invalid.valid);
+  EXPECT_EQ(invalid.invalid_reasons,
+            std::vector<std::string>{"rank 1 on host1: generator queue overflowed: 3 messages never sent"});
+  EXPECT_EQ(invalid.generators["ranks"][1]["valid"], false);
+  GeneratorResult unstarted = generator(1, 100.0, 1, 0.0);
+  unstarted.result.start_late_s.reset();
+  EXPECT_THROW((void)merge_generators({generator(0, 100.0, 1, 0.0), unstarted}, total, std::chrono::milliseconds(1)),
+               std::invalid_argument);
+  EXPECT_THROW((void)merge_generators({generator(0, 100.0, 1, 0.0), generator(2, 100.0, 1, 0.0)}, total,
+                                      std::chrono::milliseconds(1)),
+               std::invalid_argument);
+  GeneratorResult other = generator(1, 100.0, 1, 0.0);
+  other.result.config["size"]["spec"] = "128";
+  EXPECT_THROW((void)merge_generators({generator(0, 100.0, 1, 0.0), other}, total, std::chrono::milliseconds(1)),
+               UsageError);
 }
 
 }  // namespace
