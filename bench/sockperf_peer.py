@@ -168,7 +168,7 @@ def main():
     parser.add_argument("--build-dir", required=True, help="a build of echolab-server (release for numbers)")
     parser.add_argument("--sockperf", default=shutil.which("sockperf") or "/usr/bin/sockperf")
     parser.add_argument("--sockets", default="1,16", help="client socket counts (more than 1: a feed file)")
-    parser.add_argument("--rounds", type=int, default=4, help="runs of each side per socket count (ABBA order)")
+    parser.add_argument("--rounds", type=int, default=10, help="runs of each side per socket count (ABBA order)")
     parser.add_argument("--duration", type=int, default=2, help="seconds per sockperf run (its -t)")
     parser.add_argument("--size", type=int, default=64, help="bytes per message, header included (sockperf -m)")
     parser.add_argument("--server-cpu", default="0")
