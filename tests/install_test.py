@@ -30,10 +30,12 @@ def check(result, what):
 
 
 def inside(source_dir, prefix, work):
-    """In the private mount namespace: the checkout hidden, the installed tools alone."""
-    check(run(["mount", "-t", "tmpfs", "-o", "size=1m", "echolab-hidden", source_dir]), "hide the source tree")
-    if os.listdir(source_dir):
-        raise SystemExit(f"FAIL: {source_dir} still shows files")
+    """In the private mount namespace: the checkout hidden, the installed tools alone.
+    SOURCE_DIR "-": there is no checkout to hide (a clean root the package was installed into)."""
+    if source_dir != "-":
+        check(run(["mount", "-t", "tmpfs", "-o", "size=1m", "echolab-hidden", source_dir]), "hide the source tree")
+        if os.listdir(source_dir):
+            raise SystemExit(f"FAIL: {source_dir} still shows files")
     os.chdir(work)
     env = {"PATH": os.path.join(prefix, "bin") + ":/usr/bin:/bin", "HOME": work, "LANG": "C.UTF-8"}
     bin_dir = os.path.join(prefix, "bin")
