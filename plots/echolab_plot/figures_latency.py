@@ -167,6 +167,7 @@ def slo_capacity(results):
     chosen = sorted(chosen, key=lambda e: (style.engine_sort_key(e.engine), e.side or ""))
     figure, (ax,) = style.new_figure(height_in=5.0)
     positions = range(len(chosen))
+    highest = 1.0  # what the y axis must show: bars, brackets, arrows, labels
     for position, entry in zip(positions, chosen):
         label = entry.engine + (f" ({entry.side})" if entry.side else "")
         low, high = entry.interval
@@ -180,6 +181,7 @@ def slo_capacity(results):
         text = (f"≥ {style.human(round(low))}" if high is None else f"< {style.human(round(high))}" if not low
                 else f"{style.human(round(low))}–{style.human(round(high))}")
         ax.text(position, max(top, entry.rate, 1) * 1.05, text, ha="center", va="bottom", fontsize=8)
+        highest = max(highest, top * (1.25 if high is None else 1.0), entry.closed_loop_rate or 0)
         if entry.closed_loop_rate:
             ax.plot([position], [entry.closed_loop_rate], marker="_", markersize=28, markeredgewidth=2,
                     color="#555555", linestyle="none", label="closed-loop capacity (same connections)", zorder=4)
@@ -187,16 +189,17 @@ def slo_capacity(results):
     ax.set_xticklabels([e.engine + (f" ({e.side})" if e.side else "") for e in chosen], rotation=20, ha="right")
     ax.set_xlim(-0.6, len(chosen) - 0.4)
     style.format_axis(ax, "", f"msgs/s at {chosen[0].objective}")
-    ax.set_ylim(0, ax.get_ylim()[1] * 1.08)
+    ax.set_ylim(0, highest * 1.15)
     first = chosen[0]
     style.finish(figure, f"Capacity at a latency objective: {first.objective}", results, legend_axes=ax,
                  subtitle=f"open loop, {first.connections} connections; highest offered rate with the run valid "
                           "and the objective met",
                  note="bar: median over repetitions of the highest passing rate; error bar: from the lowest "
                       "passing to the highest failing rate measured")
+    searches = "; ".join(f"{e.engine}: {e.steps} search runs, stopped by {'/'.join(sorted(set(e.stopped)))}"
+                         for e in chosen)
     caption = ("Each engine's search bisects the open-loop rate (each step a real run), starting from the bracket "
                "its capacity sweep found; the bar is the highest rate at which the run was valid and "
-               f"{first.objective}, and the error bar reaches the lowest rate that failed, so the capacity lies "
-               "within it. " + "; ".join(f"{e.engine}: {e.steps} search runs, stopped by {'/'.join(sorted(set(e.stopped)))}"
-                                         for e in chosen) + ".")
+               f"{first.objective}. The error bar spans the lowest passing to the highest failing rate over the "
+               f"repetitions: each repetition's capacity at the objective lies within it. {searches}.")
     return figure, caption
