@@ -121,7 +121,7 @@ def latency_vs_rate(results):
                   else "offered rate, msgs/s")
         for ax, (metric, ylabel) in zip(grid, RATE_ROWS):
             draw.engine_lines(ax, column_lines, metric, mark_invalid="reason")
-            style.format_axis(ax, xlabel, ylabel + " (log)", log_y=True)
+            style.format_axis(ax, "", ylabel + " (log)", log_y=True)  # x named once, under the column
         achieved_ax = grid[-1]
         if kind == "fraction":
             draw.engine_lines(achieved_ax, column_lines, "capacity_share", mark_invalid="reason")
