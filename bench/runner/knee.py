@@ -165,10 +165,11 @@ def search_slo_capacity(measure, low, high, max_steps, known=(), time_left=lambd
         if not time_left():
             stopped = "time"
             break
+        # Compared as whole msgs/s: a sweep's rates are the same fractions, rounded.
         if failing is None:
-            rate = high if passing is None or passing < high else passing * 2
+            rate = high if passing is None or passing < round(high) else passing * 2
         elif passing is None:
-            rate = low if low < failing else failing / 4
+            rate = low if round(low) < failing else failing / 4
         else:
             rate = math.sqrt(passing * failing)
         rate = max(1, round(rate))

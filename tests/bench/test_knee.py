@@ -161,6 +161,16 @@ class Bisection(unittest.TestCase):
         self.assertEqual(measured, [12000, 1000, 250])
         self.assertEqual(nothing["interval"], [None, 250])
 
+    def test_a_sweep_that_passed_or_failed_everywhere_is_extended_not_repeated(self):
+        measured = []
+        found = knee.search_slo_capacity(monotone(100, measured), 1000.4, 12000.2, 1,
+                                         known=[(1000, False), (12000, False)])
+        self.assertEqual((measured, found["interval"]), ([250], [250, 1000]))
+        measured = []
+        found = knee.search_slo_capacity(monotone(10 ** 6, measured), 1000.4, 12000.2, 1,
+                                         known=[(1000, True), (12000, True)])
+        self.assertEqual((measured, found["interval"]), ([24000], [24000, None]))
+
     def test_the_time_budget_and_the_precision_stop_the_search(self):
         budget = iter([True, True, False])
         found = knee.search_slo_capacity(monotone(37000, []), 5000, 60000, 6, time_left=lambda: next(budget))
