@@ -163,7 +163,7 @@ class Bisection(unittest.TestCase):
 
     def test_a_sweep_that_passed_or_failed_everywhere_is_extended_not_repeated(self):
         measured = []
-        found = knee.search_slo_capacity(monotone(100, measured), 1000.4, 12000.2, 1,
+        found = knee.search_slo_capacity(monotone(300, measured), 1000.4, 12000.2, 1,
                                          known=[(1000, False), (12000, False)])
         self.assertEqual((measured, found["interval"]), ([250], [250, 1000]))
         measured = []
