@@ -180,14 +180,16 @@ class KneeFigures(unittest.TestCase):
         fig.canvas.draw()
         renderer = fig.canvas.get_renderer()
         for index, ax in enumerate(fig.axes):
+            low, high = ax.get_xlim()  # matplotlib keeps labels for ticks outside the view too
             boxes = [label.get_window_extent(renderer) for label in ax.get_xticklabels()
-                     if label.get_visible() and label.get_text()]
+                     if label.get_visible() and label.get_text() and low <= label.get_position()[0] <= high]
             self.assertGreaterEqual(len(boxes), 2, f"axes {index}")
             self.assertLessEqual(len(boxes), 7, f"axes {index}")
             for first, second in zip(boxes, boxes[1:]):
                 self.assertFalse(first.overlaps(second), f"axes {index}: {first} overlaps {second}")
-        percent = [label.get_text() for label in fig.axes[0].get_xticklabels() if label.get_text()]
-        self.assertIn("100%", percent)
+        low, high = fig.axes[0].get_xlim()
+        percent = [label.get_text() for label in fig.axes[0].get_xticklabels() if low <= label.get_position()[0] <= high]
+        self.assertEqual(percent, ["10%", "20%", "50%", "100%"])
 
     def test_reasons_have_their_own_rings(self):
         kinds = self.draw.invalid_kinds([CPU_REASON, "generator send lag p99 3 ms is over --max-send-lag 1 ms",
