@@ -8,12 +8,12 @@ INVALID_LABEL = "circled: a repetition was invalid (see the report)"
 
 # The load generator's reasons for voiding a run (loadgen/result.cc, assess_validity), each
 # with a short name and a ring of its own, so a figure says why a point is invalid.
-INVALID_KINDS = [(re.compile(r"used \d+% of a core"), "generator CPU over --max-cpu", "o"),
-                 (re.compile(r"send lag"), "generator send lag over --max-send-lag", "s"),
-                 (re.compile(r"generator sent"), "generator sent < 95% of the asked rate", "D"),
-                 (re.compile(r"queue overflowed"), "generator queue overflowed", "^"),
+INVALID_KINDS = [(re.compile(r"used \d+% of a core"), "generator CPU > --max-cpu", "o"),
+                 (re.compile(r"send lag"), "send lag > --max-send-lag", "s"),
+                 (re.compile(r"generator sent"), "sent < 95% of asked", "D"),
+                 (re.compile(r"queue overflowed"), "queue overflowed", "^"),
                  (re.compile(r"time limit|interrupted"), "run cut short", "v")]
-OTHER_INVALID = ("other reason (see the report)", "h")
+OTHER_INVALID = ("other (see the report)", "h")
 
 
 def invalid_kinds(reasons):
