@@ -2,19 +2,16 @@
 checks, the sweep's rates, the bisection on synthetic measurement functions (monotone and
 noisy), a plan's records and links from a synthetic server, and echolab-bench end to end on
 one engine with 1 s cells and 2 search steps."""
-import json
 import math
 import os
 import random
 import subprocess
 import sys
-import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import schema_check  # noqa: E402
-from bench_harness import REPO, run_bench  # noqa: E402
+from bench_harness import REPO, ResultSetCase  # noqa: E402
 
 sys.path.insert(0, os.path.join(REPO, "bench"))
 from runner import knee  # noqa: E402
@@ -271,27 +268,15 @@ class Plan(unittest.TestCase):
         self.assertEqual(knee.slo_verdict({"status": "failed", "reason": "x"}, slo), (False, "failed: x"))
 
 
-class TinyKneeRun(unittest.TestCase):
+class TinyKneeRun(ResultSetCase):
     """echolab-bench on one epoll plan: 1 s cells, 2 sweep rates, 2 search steps."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="echolab-knee-test-")
-        spec = {"name": "tiny-knee", "repetitions": 1,
-                "defaults": {"warmup_s": 0.2, "duration_s": 1.0, "timeout_s": 1.0},
-                "matrix": [{"engine": "epoll", "mode": "open", "connections": 4,
-                            "rate": {"sweep": "capacity", "from": 0.2, "to": 0.6, "steps": 2},
-                            "slo": {"percentile": 99, "max_us": 5000, "steps": 2, "max_s": 30}}]}
-        cls.completed = run_bench(spec, cls.tmp.name, "knee", timeout=120)
-        cls.out = os.path.join(cls.tmp.name, "knee")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.tmp.cleanup()
-
-    def load(self, relative):
-        with open(os.path.join(self.out, relative)) as f:
-            return json.load(f)
+    SPEC = {"name": "tiny-knee", "repetitions": 1,
+            "defaults": {"warmup_s": 0.2, "duration_s": 1.0, "timeout_s": 1.0},
+            "matrix": [{"engine": "epoll", "mode": "open", "connections": 4,
+                        "rate": {"sweep": "capacity", "from": 0.2, "to": 0.6, "steps": 2},
+                        "slo": {"percentile": 99, "max_us": 5000, "steps": 2, "max_s": 30}}]}
+    TIMEOUT = 120
 
     def test_capacity_sweep_and_search_are_recorded_and_linked(self):
         self.assertEqual(self.completed.returncode, 0, self.completed.stderr)
@@ -321,14 +306,7 @@ class TinyKneeRun(unittest.TestCase):
         self.assertTrue(low is None or high is None or low < high, search)
 
     def test_result_set_is_schema_valid(self):
-        try:
-            validators = schema_check.load_validators()
-        except ImportError:
-            self.skipTest("python3-jsonschema is not installed")
-        manifest = self.load("manifest.json")
-        validators["bench-manifest"].validate(manifest)
-        for entry in manifest["cells"]:
-            validators["bench-cell"].validate(self.load(entry["file"]))
+        self.check_schemas()
 
     def test_the_plots_draw_the_knee_and_the_capacity(self):
         try:

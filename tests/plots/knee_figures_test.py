@@ -15,6 +15,7 @@ import tempfile
 import unittest
 
 import matplotlib_main
+import result_set_files
 
 SOURCE_DIR = os.path.abspath(sys.argv.pop(1) if len(sys.argv) > 1 else
                              os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -68,21 +69,10 @@ def summary(engine, repetition, interval, closed_loop):
 
 
 def write_result_set(folder):
-    os.makedirs(os.path.join(folder, "cells"))
-    records, knee = [], []
-    for repetition in (0, 1):
-        records += plan_records("epoll", repetition)[1]
-    records += plan_records("select", 0)[1]
+    records = plan_records("epoll", 0)[1] + plan_records("epoll", 1)[1] + plan_records("select", 0)[1]
     knee = [summary("epoll", 0, [80000, 86000], 90000.0), summary("epoll", 1, [82000, 95000], 92000.0),
             summary("select", 0, [None, 6000], 60000.0)]
-    entries = []
-    for rec in records:
-        entries.append({"id": rec["id"], "file": f"cells/{rec['id']}.json", "status": rec["status"]})
-        with open(os.path.join(folder, entries[-1]["file"]), "w") as f:
-            json.dump(rec, f)
-    with open(os.path.join(folder, "manifest.json"), "w") as f:
-        json.dump({"schema": "echolab.bench-manifest/1", "run_id": "knee", "engines": ENGINES, "cells": entries,
-                   "knee": knee}, f)
+    result_set_files.write_result_set(folder, records, "knee", engines=ENGINES, knee=knee)
 
 
 class KneeFigures(unittest.TestCase):
