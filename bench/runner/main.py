@@ -12,6 +12,7 @@ import time
 from . import callgrind as callgrind_mod
 from . import engines as engines_mod
 from . import cell as cells_mod
+from . import knee as knee_mod
 from . import sides as sides_mod
 from . import spec as spec_mod
 
@@ -28,8 +29,8 @@ def parse_args(argv):
         prog="echolab-bench",
         description="Run a matrix of echolab engines and loads; write one JSON per cell and a manifest.")
     parser.add_argument("--spec", default="quick",
-                        help="a shipped spec (quick, full, engines, scaling, connections, connect-cost, service-cost, udp) "
-                             "or a JSON file")
+                        help="a shipped spec (quick, full, knee, engines, scaling, connections, connect-cost, "
+                             "service-cost, udp) or a JSON file")
     parser.add_argument("--out", default=DEFAULT_OUT,
                         help=f"directory under which <run-id>/ is created (default: {DEFAULT_OUT})")
     parser.add_argument("--run-id", help="name of the result set (default: UTC time and spec name)")
@@ -218,13 +219,14 @@ def main(argv=None):
     # An A/B run takes each side in turn within every (cell, repetition) of the plan.
     plan = [(index, rep, side) for index, rep in schedule(cells, repetitions)
             for side in (sides_mod.side_order([s.name for s in sides], rep) if sides else [None])]
-    progress = Progress(len(plan))
-    failures = 0
-    for index, rep, side in plan:
-        cell = dict(cells[index], repetition=rep)
+    progress = Progress(sum(knee_mod.runs_in_plan(cells[index]) if knee_mod.is_plan(cells[index]) else 1
+                            for index, _, _ in plan))
+    runs = {"total": 0, "failed": 0}
+
+    def run_and_record(cell, name, side):
+        """One measured run: its record written to cells/, its entry in the manifest."""
         if side:
-            cell["side"] = side  # keeps the sides apart for readers that group cells by their keys
-        name = f"{spec_mod.cell_id(cell)}{'_' + side if side else ''}_r{rep}"
+            cell = dict(cell, side=side)  # keeps the sides apart for readers that group cells by their keys
         progress.show(name)
         record = cells_mod.run_cell(cell, per_side[side] if side else binaries, cpus)
         record["id"] = name
@@ -238,11 +240,26 @@ def main(argv=None):
             # Compact: a cell carries whole histograms, which indentation would blow up 5x.
             json.dump(record, f, separators=(",", ":"))
         manifest["cells"].append({**entry, **({"reason": record["reason"]} if record["status"] != "ok" else {})})
+        runs["total"] += 1
         if record["status"] != "ok":
-            failures += 1
+            runs["failed"] += 1
             if not progress.tty:
                 print(f"echolab-bench: {name} failed: {record['reason']}", file=sys.stderr)
         progress.done += 1
+        return record
+
+    plan_states = {}
+    for index, rep, side in plan:
+        cell = dict(cells[index], repetition=rep)
+        suffix = f"{'_' + side if side else ''}_r{rep}"
+        if knee_mod.is_plan(cell):
+            state = plan_states.setdefault((index, side), knee_mod.PlanState())
+            summary = knee_mod.run_plan(cell, spec_mod.cell_id(cell), suffix,
+                                        lambda derived, name: run_and_record(derived, name, side), state,
+                                        time.monotonic)
+            manifest.setdefault("knee", []).append({**summary, **({"side": side} if side else {})})
+        else:
+            run_and_record(cell, spec_mod.cell_id(cell) + suffix, side)
     progress.finish()
     if args.callgrind:
         manifest["callgrind"] = callgrind_mod.run(
@@ -254,5 +271,5 @@ def main(argv=None):
     manifest["end_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     with open(os.path.join(out_dir, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
-    print(f"echolab-bench: {len(plan) - failures}/{len(plan)} cells ok; results in {out_dir}")
-    return 1 if (args.strict and failures) else 0
+    print(f"echolab-bench: {runs['total'] - runs['failed']}/{runs['total']} cells ok; results in {out_dir}")
+    return 1 if (args.strict and runs["failed"]) else 0

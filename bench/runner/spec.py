@@ -6,6 +6,7 @@ import os
 import re
 
 from . import engines as engines_mod
+from . import knee
 from . import sides
 from . import sockperf
 
@@ -19,7 +20,13 @@ CELL_DEFAULTS = {
     "mode": "closed",
     "connections": 16,
     "pipeline": 1,
+    # msgs/s offered in open mode, or {"sweep": "capacity", "from": 0.1, "to": 1.2, "steps": 8}:
+    # a plan that measures the engine's closed-loop capacity first and offers fractions of it
+    # (runner.knee).
     "rate": None,
+    # With a capacity sweep: {"percentile": 99, "max_us": 1000, "steps": 6, "max_s": 120}, a
+    # search for the highest rate that meets this latency objective (runner.knee).
+    "slo": None,
     "size": "64",
     "work": "none",
     "workers": 4,
@@ -118,6 +125,10 @@ def expand_cells(spec, duration_override=None, engine_table=None):
             if duration_override is not None:
                 cell["duration_s"] = duration_override
             _check_server_args(cell, index)
+            try:
+                knee.check_plan_cell(cell)
+            except knee.KneeSpecError as error:
+                raise SpecError(f"matrix group {index}: {error}") from None
             if not isinstance(cell["sockperf_client"], bool):
                 raise SpecError(f"matrix group {index}: sockperf_client must be true or false")
             key = json.dumps({k: v for k, v in cell.items() if k not in ADD_ON_KEYS}, sort_keys=True)
@@ -172,7 +183,9 @@ def cell_id(cell):
     """A short, readable, unique-enough name for file names."""
     parts = [cell["reference"] or cell["engine"], cell["transport"], cell["mode"], f"c{cell['connections']}",
              f"s{cell['size']}".replace("..", "-").replace(",", "_").replace(":", "w")]
-    if cell["mode"] == "open":
+    if knee.is_plan(cell):
+        parts.append(knee.plan_label(cell))
+    elif cell["mode"] == "open":
         parts.append(f"r{cell['rate']}")
     if cell["pipeline"] != 1:
         parts.append(f"d{cell['pipeline']}")

@@ -92,32 +92,114 @@ def latency_spectrum(results):
     return figure, caption
 
 
+# The rows of the latency-vs-rate figure: three percentiles on log y, then what was achieved.
+RATE_ROWS = [("p50_us", "p50 latency, µs"), ("p99_us", "p99 latency, µs"), ("p99_9_us", "p99.9 latency, µs")]
+
+
+def _percent(value):
+    return f"{value * 100:g}%"
+
+
 def latency_vs_rate(results):
+    """Latency against the offered rate, one row per percentile and a last row of what was
+    achieved. Where a capacity sweep measured the engines, a left column puts x at the
+    fraction of each engine's own closed-loop capacity, so every engine's knee lines up
+    near 100% whatever its speed; the right column keeps absolute msgs/s."""
     candidates = results.measured(lambda c: not c.is_reference and not c.is_datagram and c.get("mode") == "open"
                                   and c.get("work") in (None, "none"))
     cells = results_mod.dominant(candidates)
     lines = results_mod.by_engine(cells, "rate")
     if not lines:
         raise NoData("no open-mode stream cells without service work")
-    figure, axes = style.new_figure(panels=3, height_in=4.3)
+    by_fraction = results_mod.by_engine(cells, lambda c: c.capacity_fraction)
+    columns = ([("fraction", by_fraction)] if by_fraction else []) + [("absolute", lines)]
+    figure, axes = style.new_figure(panels=len(columns), rows=len(RATE_ROWS) + 1, height_in=2.5)
     rates = sorted({c.get("rate") for c in cells if c.get("rate")})
-    panels = [("p50_us", "median (p50) latency, µs"), ("p99_us", "p99 latency, µs")]
-    for ax, (metric, ylabel) in zip(axes, panels):
-        draw.engine_lines(ax, lines, metric, mark_invalid=True)
-        style.format_axis(ax, "offered rate, msgs/s (log scale)", ylabel + " (log scale)", log_x=True, log_y=True,
-                          x_ticks=rates)
-    throughput_ax = axes[2]
-    draw.engine_lines(throughput_ax, lines, "msgs_per_s", mark_invalid=True)
-    draw.offered_diagonal(throughput_ax, rates)
-    # Log–log, so that 'achieved = offered' is the straight diagonal it is.
-    style.format_axis(throughput_ax, "offered rate, msgs/s (log scale)",
-                      "achieved, msgs/s (log scale)", log_x=True, log_y=True, x_ticks=rates)
+    for column, (kind, column_lines) in enumerate(columns):
+        grid = axes[column::len(columns)]
+        xlabel = ("offered rate, fraction of the engine's closed-loop capacity" if kind == "fraction"
+                  else "offered rate, msgs/s")
+        for ax, (metric, ylabel) in zip(grid, RATE_ROWS):
+            draw.engine_lines(ax, column_lines, metric, mark_invalid="reason")
+            style.format_axis(ax, "", ylabel + " (log)", log_y=True)  # x named once, under the column
+        achieved_ax = grid[-1]
+        if kind == "fraction":
+            draw.engine_lines(achieved_ax, column_lines, "capacity_share", mark_invalid="reason")
+            draw.offered_diagonal(achieved_ax, sorted({x for points in column_lines.values() for x in points}))
+            style.format_axis(achieved_ax, xlabel, "achieved, share\nof capacity (log)", log_y=True)
+            achieved_ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: _percent(v)))
+            achieved_ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+        else:
+            draw.engine_lines(achieved_ax, column_lines, "msgs_per_s", mark_invalid="reason")
+            draw.offered_diagonal(achieved_ax, rates)
+            # Log–log, so that 'achieved = offered' is the straight diagonal it is.
+            style.format_axis(achieved_ax, xlabel, "achieved, msgs/s (log)", log_y=True)
+        for ax in grid:
+            style.sparse_log_x(ax, _percent if kind == "fraction" else None)
+            if kind == "fraction":
+                ax.axvline(1.0, color="#999999", linestyle=":", linewidth=1.2, zorder=1)
     connections = cells[0].get("connections")
     style.finish(figure, "Latency vs offered rate: where each engine saturates", results, legend_axes=list(axes),
                  subtitle=f"open loop, {connections} connections, {results_mod.describe(cells[0])}",
-                 note="open loop, corrected latency; median of the repetitions, error bars span min–max")
+                 note="open loop, corrected latency; median of the repetitions, error bars span min–max"
+                      + ("; dotted line: the closed-loop capacity" if by_fraction else ""))
     invalid = [c.label for c in cells if c.invalid_repetitions()]
     caption = ("Messages leave on a fixed schedule whatever the server does; latency counts from the intended "
                "send time, so a saturated server shows as a steep rise (the knee) instead of a lower rate."
-               + (f" Invalid repetitions (circled): {', '.join(invalid)} — see the table." if invalid else ""))
+               + (" Left: the rate as a fraction of each engine's closed-loop capacity at the same connections, "
+                  "measured first in the same run (a capacity sweep); right: in msgs/s." if by_fraction else "")
+               + (f" Invalid repetitions (ringed, one ring per reason): {', '.join(invalid)} — see the table."
+                  if invalid else ""))
+    return figure, caption
+
+
+def slo_capacity(results):
+    """One bar per engine: the highest rate it sustained with the run valid and the latency
+    objective met; the error bar spans the bracket the search measured around it."""
+    found = results.slo_capacities()
+    if not found:
+        raise NoData("no capacity search at a latency objective (a spec's \"slo\" with a capacity sweep)")
+    # One objective and load per figure: the one measured for the most engines.
+    tally = {}
+    for entry in found:
+        tally.setdefault((entry.connections, entry.percentile, entry.max_us), []).append(entry)
+    chosen = max(tally.values(), key=len)
+    chosen = sorted(chosen, key=lambda e: (style.engine_sort_key(e.engine), e.side or ""))
+    figure, (ax,) = style.new_figure(height_in=5.0)
+    positions = range(len(chosen))
+    highest = 1.0  # what the y axis must show: bars, brackets, arrows, labels
+    for position, entry in zip(positions, chosen):
+        label = entry.engine + (f" ({entry.side})" if entry.side else "")
+        low, high = entry.interval
+        ax.bar([position], [entry.rate], width=0.6, **style.bar_kwargs(entry.engine, label))
+        top = high if high is not None else entry.rate
+        ax.errorbar([position], [entry.rate], yerr=[[entry.rate - low], [top - entry.rate]], fmt="none",
+                    ecolor="black", capsize=5, elinewidth=1.2)
+        if high is None:  # passed at every rate tried: the capacity is at least this
+            ax.annotate("", xy=(position, entry.rate * 1.25), xytext=(position, entry.rate),
+                        arrowprops={"arrowstyle": "->", "color": "black"})
+        text = (f"≥ {style.human(round(low))}" if high is None else f"< {style.human(round(high))}" if not low
+                else f"{style.human(round(low))}–{style.human(round(high))}")
+        ax.text(position, max(top, entry.rate, 1) * 1.05, text, ha="center", va="bottom", fontsize=8)
+        highest = max(highest, top * (1.25 if high is None else 1.0), entry.closed_loop_rate or 0)
+        if entry.closed_loop_rate:
+            ax.plot([position], [entry.closed_loop_rate], marker="_", markersize=28, markeredgewidth=2,
+                    color="#555555", linestyle="none", label="closed-loop capacity (same connections)", zorder=4)
+    ax.set_xticks(list(positions))
+    ax.set_xticklabels([e.engine + (f" ({e.side})" if e.side else "") for e in chosen], rotation=20, ha="right")
+    ax.set_xlim(-0.6, len(chosen) - 0.4)
+    style.format_axis(ax, "", f"msgs/s at {chosen[0].objective}")
+    ax.set_ylim(0, highest * 1.15)
+    first = chosen[0]
+    style.finish(figure, f"Capacity at a latency objective: {first.objective}", results, legend_axes=ax,
+                 subtitle=f"open loop, {first.connections} connections; highest offered rate with the run valid "
+                          "and the objective met",
+                 note="bar: median over repetitions of the highest passing rate; error bar: from the lowest "
+                      "passing to the highest failing rate measured")
+    searches = "; ".join(f"{e.engine}: {e.steps} search runs, stopped by {'/'.join(sorted(set(e.stopped)))}"
+                         for e in chosen)
+    caption = ("Each engine's search bisects the open-loop rate (each step a real run), starting from the bracket "
+               "its capacity sweep found; the bar is the highest rate at which the run was valid and "
+               f"{first.objective}. The error bar spans the lowest passing to the highest failing rate over the "
+               f"repetitions: each repetition's capacity at the objective lies within it. {searches}.")
     return figure, caption

@@ -47,6 +47,7 @@ def figure_catalogue():
          figures_connections.throughput_and_p99_vs_connections),
         ("latency_spectrum", "Latency percentile spectrum", figures_latency.latency_spectrum),
         ("latency_vs_rate", "Latency vs offered rate (open loop)", figures_latency.latency_vs_rate),
+        ("slo_capacity", "Capacity at a latency objective", figures_latency.slo_capacity),
         ("connection_setup_rate", "Connection set-up rate (connect mode)", figures_load.connection_setup_rate),
         ("server_cost", "Server cost per message", figures_cost.server_cost),
         ("service_cost", "Service work: CPU-bound vs blocking", figures_cost.service_cost),

@@ -146,6 +146,35 @@ def _compact_reasons(reasons):
     return out
 
 
+NUMBER_CELL = '<td class="n">'
+SLO_HEADINGS = ["engine", "connections", "objective", "msgs/s at the objective", "interval msgs/s",
+                "closed-loop msgs/s", "share of closed loop", "search runs", "stopped by"]
+
+
+def _slo_rows(results):
+    """The capacity at the latency objective, one row of SLO_HEADINGS' texts per engine and
+    objective, engines in registry order."""
+    rows = []
+    for entry in sorted(results.slo_capacities(), key=lambda e: (e.connections or 0, e.objective,
+                                                                 style.engine_sort_key(e.engine), e.side or "")):
+        low, high = entry.interval
+        interval = (f"≥ {low:,.0f}" if high is None else f"< {high:,.0f}" if not low
+                    else f"{low:,.0f} – {high:,.0f}")
+        closed = entry.closed_loop_rate
+        share = f"{entry.rate / closed:.0%}" if closed else "–"
+        rows.append([entry.engine + (f" ({entry.side})" if entry.side else ""), str(entry.connections),
+                     entry.objective, f"{entry.rate:,.0f}", interval, "–" if closed is None else f"{closed:,.0f}",
+                     share, str(entry.steps), ", ".join(sorted(set(entry.stopped)))])
+    return rows
+
+
+SLO_INTRODUCTION = ("The highest open-loop rate each engine sustained with the run valid and the objective met "
+                    "(median over repetitions), found by bisection over the rate, each step a real run. The "
+                    "interval runs from the lowest passing to the highest failing rate measured across the "
+                    "repetitions: the capacity at the objective lies within it. The closed-loop rate is the "
+                    "capacity run that the sweep's rates are fractions of.")
+
+
 def markdown(results):
     """The cell table as markdown (for a README or a pull request): medians across the
     successful repetitions, the workers' shares where the engine spreads work, and why a
@@ -170,6 +199,11 @@ def markdown(results):
         if condition.failed or condition.sockperf_client_errors():
             validity += "; " + _failures_text(condition)
         lines.append("| " + " | ".join(v.replace("|", "\\|") for v in values + [validity]) + " |")
+    slo_rows = _slo_rows(results)
+    if slo_rows:
+        lines += ["", "**Capacity at the latency objective.** " + SLO_INTRODUCTION, "",
+                  "| " + " | ".join(SLO_HEADINGS) + " |", "|" + "---|" * len(SLO_HEADINGS)]
+        lines += ["| " + " | ".join(row) + " |" for row in slo_rows]
     return "\n".join(lines) + "\n"
 
 
@@ -206,6 +240,15 @@ def render(results, outcomes):
                  + "</tr></thead><tbody>")
     parts += _cell_rows(results, columns)
     parts.append("</tbody></table>")
+    slo_rows = _slo_rows(results)
+    if slo_rows:
+        parts.append(f'<h2 id="slo-capacity-table">Capacity at the latency objective</h2>\n'
+                     f"<p>{_escape(SLO_INTRODUCTION)}</p>")
+        parts.append("<table><thead><tr>" + "".join(f"<th>{_escape(h)}</th>" for h in SLO_HEADINGS)
+                     + "</tr></thead><tbody>"
+                     + "".join("<tr>" + "".join((NUMBER_CELL if 3 <= i <= 7 else "<td>") + f"{_escape(v)}</td>"
+                                                for i, v in enumerate(row)) + "</tr>" for row in slo_rows)
+                     + "</tbody></table>")
     parts.append("<h2>Failed cells</h2>")
     if results.failed:
         parts.append("<table><thead><tr><th>cell</th><th>reason</th></tr></thead><tbody>"

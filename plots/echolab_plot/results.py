@@ -142,6 +142,9 @@ def repetition_metrics(record):
     metrics.update(_sockperf_client_metrics(record))
     metrics.update(
         msgs_per_s=number(dig(loadgen, "throughput", "msgs_per_s")),
+        # Achieved over the closed-loop capacity a capacity sweep offered a fraction of.
+        capacity_share=ratio(number(dig(loadgen, "throughput", "msgs_per_s")),
+                             number(dig(cell, "knee", "capacity_msgs_per_s"))),
         sent_msgs_per_s=number(dig(loadgen, "throughput", "sent_msgs_per_s")),
         asked_msgs_per_s=number(dig(loadgen, "throughput", "asked_msgs_per_s")) or number(cell.get("rate")),
         errors_total=number(errors.get("total")) if "total" in errors else sum(errors_by_kind.values()),
@@ -169,6 +172,18 @@ class Condition:
         engine = self.cell.get("engine") or "?"
         args = (self.cell.get("server_args") or "").strip()
         return f"{engine} {args}" if args else engine
+
+    @property
+    def knee(self):
+        """How a capacity sweep derived this cell ({"role", "plan", "capacity_of", "fraction", ...}),
+        or {} for a cell the spec named directly."""
+        knee = self.cell.get("knee")
+        return knee if isinstance(knee, dict) else {}
+
+    @property
+    def capacity_fraction(self):
+        """The offered rate as a fraction of the engine's measured closed-loop capacity, or None."""
+        return number(self.knee.get("fraction"))
 
     @property
     def is_reference(self):
@@ -233,6 +248,54 @@ class Condition:
             return histogram_mod.merge_all(parts)
         except histogram_mod.HistogramFormatError:
             return None
+
+
+# Runs of a capacity sweep that support it rather than draw its curve (see measured()).
+SUPPORTING_ROLES = ("capacity", "slo-step")
+
+
+class SloCapacity:
+    """The highest rate an engine sustained with the run valid and the latency objective met,
+    over the repetitions of its search: each repetition brackets it between the highest rate
+    that passed and the lowest that failed, both measured."""
+
+    def __init__(self, engine, side, connections, percentile, max_us):
+        self.engine, self.side, self.connections = engine, side, connections
+        self.percentile, self.max_us = percentile, max_us
+        self.passing, self.failing, self.closed_loop, self.stopped = [], [], [], []
+        self.steps = 0
+
+    def add(self, entry, slo):
+        interval = slo.get("interval_msgs_per_s")
+        low, high = (interval + [None, None])[:2] if isinstance(interval, list) else (None, None)
+        self.passing.append(number(low))
+        self.failing.append(number(high))
+        self.closed_loop.append(number(dig(entry, "capacity", "msgs_per_s")))
+        self.steps += len(slo.get("steps") or [])
+        self.stopped.append(slo.get("stopped") or "?")
+
+    @property
+    def objective(self):
+        return f"p{self.percentile:g} ≤ {self.max_us:g} µs"
+
+    @property
+    def rate(self):
+        """The median of the repetitions' highest passing rates (0 where none passed)."""
+        return statistics.median([low or 0.0 for low in self.passing])
+
+    @property
+    def interval(self):
+        """(lowest passing, highest failing) over the repetitions: where the capacity lies in
+        all of them. 0 below: some repetition passed at no rate it tried; None above: some
+        passed at every rate it tried."""
+        low = min(low or 0.0 for low in self.passing)
+        high = None if any(h is None for h in self.failing) else max(self.failing)
+        return low, high
+
+    @property
+    def closed_loop_rate(self):
+        values = [v for v in self.closed_loop if v is not None]
+        return statistics.median(values) if values else None
 
 
 def _condition_label(cell_id, cell):
@@ -340,8 +403,36 @@ class ResultSet:
         return self.manifest.get("environment") or {}
 
     def measured(self, predicate=lambda c: True):
-        """Conditions with at least one successful repetition that satisfy `predicate`."""
-        return [c for c in self.conditions if c.metrics and predicate(c)]
+        """Conditions with at least one successful repetition that satisfy `predicate`. A
+        capacity sweep's closed-loop capacity runs and its search steps are left out: they
+        serve the sweep and the objective's figure, and would stand beside the spec's own cells
+        of the same load as second, differently chosen points."""
+        return [c for c in self.conditions
+                if c.metrics and c.knee.get("role") not in SUPPORTING_ROLES and predicate(c)]
+
+    @property
+    def knee_summaries(self):
+        """The runner's summary of each repetition of each capacity sweep (manifest "knee")."""
+        entries = self.manifest.get("knee")
+        return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+
+    def slo_capacities(self):
+        """The capacity at the latency objective, one SloCapacity per engine (variant, side),
+        connection count and objective, in the order first measured."""
+        found = {}
+        for entry in self.knee_summaries:
+            slo = entry.get("slo")
+            if not isinstance(slo, dict):
+                continue
+            engine = entry.get("engine") or "?"
+            args = (entry.get("server_args") or "").strip()
+            series = f"{engine} {args}" if args else engine
+            key = (series, entry.get("side"), entry.get("connections"), slo.get("percentile"), slo.get("max_us"))
+            if key not in found:
+                found[key] = SloCapacity(series, entry.get("side"), entry.get("connections"),
+                                         number(slo.get("percentile")), number(slo.get("max_us")))
+            found[key].add(entry, slo)
+        return list(found.values())
 
     def references(self):
         return self.measured(lambda c: c.is_reference)
@@ -361,10 +452,11 @@ def dominant(conditions, keys=COMPARABLE_KEYS):
 
 
 def by_engine(conditions, x_key):
-    """{engine: {x: condition}}; the first condition wins if two share an engine and x."""
+    """{engine: {x: condition}}; the first condition wins if two share an engine and x.
+    `x_key`: a cell key, or a function of the condition."""
     lines = {}
     for condition in conditions:
-        x = condition.get(x_key)
+        x = x_key(condition) if callable(x_key) else condition.get(x_key)
         if x is None:
             continue
         lines.setdefault(condition.engine, {}).setdefault(x, condition)

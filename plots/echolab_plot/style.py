@@ -112,6 +112,26 @@ def format_axis(ax, xlabel, ylabel, log_x=False, log_y=False, x_ticks=None):
     ax.set_axisbelow(True)
 
 
+# Major ticks per decade by how many decades the x axis spans: a few labels in all, however
+# many rates were measured (the measured rates themselves, 60k beside 90k, overlapped).
+_LOG_SUBS_BY_SPAN = [(1.2, (1.0, 2.0, 3.0, 5.0)), (2.5, (1.0, 2.0, 5.0)), (4.0, (1.0, 3.0)), (math.inf, (1.0,))]
+
+
+def sparse_log_x(ax, label=None):
+    """Log x ticks that cannot collide however many rates were measured: a few per decade,
+    fewer the more decades the axis spans, labelled by an engineering formatter ("60k", or
+    `label(value)`), tilted; unlabelled minor ticks between them. Call after drawing."""
+    ax.set_xscale("log")
+    low, high = ax.get_xlim()
+    span = math.log10(high / low) if low > 0 and high > low else 1.0
+    subs = next(subs for most, subs in _LOG_SUBS_BY_SPAN if span <= most)
+    ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=subs, numticks=12))
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: (label or human)(v)))
+    ax.xaxis.set_minor_locator(ticker.LogLocator(base=10, subs="auto", numticks=12))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    ax.tick_params(axis="x", labelrotation=30)
+
+
 def human(value):
     """1 500 -> '1.5k', 2e6 -> '2M': axis ticks people read at a glance."""
     magnitude = abs(value)

@@ -10,7 +10,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import schema_check  # noqa: E402
-from bench_harness import BUILD_DIR, REPO, run_bench  # noqa: E402
+from bench_harness import BUILD_DIR, REPO, ResultSetCase, run_bench  # noqa: E402
 
 sys.path.insert(0, os.path.join(REPO, "bench"))
 from runner import cell as cell_mod  # noqa: E402
@@ -108,20 +108,8 @@ class SpecExpansion(unittest.TestCase):
                 self.assertIn(row["name"], engines)
 
 
-class TinyRun(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="echolab-bench-test-")
-        cls.completed = run_bench(TINY_SPEC, cls.tmp.name, "tiny", timeout=240)
-        cls.out = os.path.join(cls.tmp.name, "tiny")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.tmp.cleanup()
-
-    def load(self, relative):
-        with open(os.path.join(self.out, relative)) as f:
-            return json.load(f)
+class TinyRun(ResultSetCase):
+    SPEC = TINY_SPEC
 
     def test_run_completes_despite_the_failed_cell(self):
         self.assertEqual(self.completed.returncode, 0, self.completed.stderr)
@@ -150,18 +138,7 @@ class TinyRun(unittest.TestCase):
             self.assertIn("config", record["loadgen"])
 
     def test_result_set_is_schema_valid(self):
-        try:
-            validators = schema_check.load_validators()
-        except ImportError:
-            self.skipTest("python3-jsonschema is not installed")
-        manifest = self.load("manifest.json")
-        validators["bench-manifest"].validate(manifest)
-        for entry in manifest["cells"]:
-            record = self.load(entry["file"])
-            validators["bench-cell"].validate(record)
-            if "loadgen" in record and "loadgen-result" in validators:
-                validators["loadgen-result"].validate(record["loadgen"])
-
+        self.check_schemas()
 
 
 def unlimited_stream_engine():

@@ -7,13 +7,13 @@ Python has no matplotlib (the report's styles import it).
 
     sockperf_client_columns_test.py SOURCE_DIR
 """
-import json
 import os
 import sys
 import tempfile
 import unittest
 
 import matplotlib_main
+import result_set_files
 
 SOURCE_DIR = os.path.abspath(sys.argv.pop(1) if len(sys.argv) > 1 else
                              os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -49,17 +49,6 @@ RECORDS = [
 ]
 
 
-def write_result_set(folder, records):
-    os.makedirs(os.path.join(folder, "cells"))
-    entries = []
-    for rec in records:
-        entries.append({"id": rec["id"], "file": f"cells/{rec['id']}.json", "status": rec["status"]})
-        with open(os.path.join(folder, entries[-1]["file"]), "w") as f:
-            json.dump(rec, f)
-    with open(os.path.join(folder, "manifest.json"), "w") as f:
-        json.dump({"schema": "echolab.bench-manifest/1", "run_id": "columns", "cells": entries}, f)
-
-
 def markdown_rows(text):
     """(headings, {cell label: [values]}) of the markdown table."""
     lines = text.splitlines()
@@ -79,7 +68,7 @@ class Columns(unittest.TestCase):
     def result_set(self, records):
         scratch = tempfile.TemporaryDirectory(prefix="echolab-sockperf-columns-")
         self.addCleanup(scratch.cleanup)
-        write_result_set(scratch.name, records)
+        result_set_files.write_result_set(scratch.name, records, "columns")
         return self.results.ResultSet(scratch.name)
 
     def condition(self, result_set, label):
