@@ -29,6 +29,8 @@ install(FILES bench/echolab_home.py DESTINATION ${ECHOLAB_INSTALL_SHARE}/bench)
 install(DIRECTORY bench/runner bench/compare bench/specs DESTINATION ${ECHOLAB_INSTALL_SHARE}/bench ${_no_cache})
 install(DIRECTORY plots/echolab_plot DESTINATION ${ECHOLAB_INSTALL_SHARE}/plots ${_no_cache})
 install(DIRECTORY results/schema DESTINATION ${ECHOLAB_INSTALL_SHARE}/results)
+# The runner makes its simulated hosts with it (cells of several generators, as root).
+install(PROGRAMS scripts/netns-hosts.sh DESTINATION ${ECHOLAB_INSTALL_SHARE}/scripts)
 # Its presence marks an installed copy (bench/echolab_home.py); written with version.h.
 install(FILES ${ECHOLAB_VERSION_JSON} DESTINATION ${ECHOLAB_INSTALL_SHARE})
 

@@ -97,16 +97,9 @@ void merge_logs(const std::vector<std::string>& files, const std::vector<std::st
         "merge: --json needs JSON results to merge; interval logs hold histograms "
         "only (write --hlog or --hgrm)");
   }
-  std::vector<IntervalLog> logs;
-  try {
-    for (std::size_t i = 0; i < files.size(); ++i) {
-      std::istringstream in(texts[i]);
-      logs.push_back(read_hlog(in, files[i]));
-    }
-  } catch (const UsageError& e) {
-    throw UsageError(std::string("merge: ") + e.what());
-  }
-  const IntervalLog merged = merge_interval_logs(logs, force);
+  std::vector<LogText> logs;
+  for (std::size_t i = 0; i < files.size(); ++i) logs.push_back(LogText{files[i], texts[i]});
+  const IntervalLog merged = merge_log_texts(logs, force);
   std::string hgrm;
   if (!outputs.hgrm.empty()) {
     const std::optional<Histogram> corrected = tag_total(merged, "corrected");

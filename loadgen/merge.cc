@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <limits>
 #include <map>
+#include <sstream>
 #include <stdexcept>
 
 #include "core/error.h"
@@ -241,6 +242,19 @@ IntervalLog merge_interval_logs(const std::vector<IntervalLog>& logs, bool allow
   }
   for (auto& [key, interval] : slots) merged.intervals.push_back(std::move(interval));
   return merged;
+}
+
+IntervalLog merge_log_texts(const std::vector<LogText>& logs, bool allow_disjoint) {
+  std::vector<IntervalLog> read;
+  try {
+    for (const LogText& log : logs) {
+      std::istringstream in(log.text);
+      read.push_back(read_hlog(in, log.name));
+    }
+  } catch (const UsageError& e) {
+    throw UsageError(std::string("merge: ") + e.what());
+  }
+  return merge_interval_logs(read, allow_disjoint);
 }
 
 std::optional<Histogram> tag_total(const IntervalLog& log, std::string_view tag) {

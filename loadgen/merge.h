@@ -33,6 +33,18 @@ struct MergeInput {
 [[nodiscard]] IntervalLog merge_interval_logs(const std::vector<IntervalLog>& logs,
                                               bool allow_disjoint);
 
+// An interval log as text (.hlog), and where it came from (a file, a rank).
+struct LogText {
+  std::string name;
+  std::string text;
+};
+
+// Reads every text (read_hlog) and merges the logs (merge_interval_logs): what
+// `echolab-loadgen merge A.hlog B.hlog` writes from files and echolab-loadgen-mpi from its
+// ranks' logs. Throws UsageError "merge: NAME line N: what is wrong" for a text that is not
+// a log, else as merge_interval_logs.
+[[nodiscard]] IntervalLog merge_log_texts(const std::vector<LogText>& logs, bool allow_disjoint);
+
 // All of a log's intervals of `tag` added up (the --hgrm of a merge of logs: `corrected`);
 // nullopt when the log has none. Throws UsageError when the counts add up past 64 bits.
 [[nodiscard]] std::optional<Histogram> tag_total(const IntervalLog& log, std::string_view tag);

@@ -13,7 +13,10 @@
 // of `echolab-loadgen merge`, rather than summed count by count with MPI_Reduce: then one
 // place knows how histograms, interval series, error kinds and validity merge, and the
 // per-rank breakdown comes from the same data. The JSON is lossless (loadgen/result.h),
-// and at most a few hundred kilobytes per rank.
+// and at most a few hundred kilobytes per rank. With --hlog, each rank's interval log
+// (every tag: corrected, uncorrected, send_lag) rides in the same message as text, and
+// rank 0 merges the logs as `echolab-loadgen merge A.hlog B.hlog` does (merge_log_texts),
+// aligned on absolute time.
 //
 // Every wait on other ranks is a non-blocking collective tested against a deadline; past it
 // the job is aborted (MPI_Abort ends every rank), so a stuck or lost rank never hangs a run.
@@ -42,6 +45,7 @@
 #include "core/fd.h"
 #include "core/stop.h"
 #include "echolab/version.h"
+#include "loadgen/merge.h"
 #include "loadgen/options.h"
 #include "loadgen/report.h"
 #include "loadgen/run.h"
@@ -232,12 +236,12 @@ std::string for_rank(const std::string& pattern, int rank) {
   return text;
 }
 
-// --rank-json's FILE for `rank`. Ranks on one host would write over each other without
-// "%r", so it is required.
-std::string rank_output(const std::string& pattern, int rank) {
+// --rank-json's (or --rank-hlog's) FILE for `rank`. Ranks on one host would write over
+// each other without "%r", so it is required.
+std::string rank_output(const std::string& option, const std::string& pattern, int rank) {
   if (pattern.empty()) return {};
   if (pattern.find("%r") == std::string::npos) {
-    throw UsageError("--rank-json " + pattern + " has no %r: every rank would write the same file");
+    throw UsageError("--" + option + " " + pattern + " has no %r: every rank would write the same file");
   }
   return for_rank(pattern, rank);
 }
@@ -275,6 +279,8 @@ CommandFlavour mpi_flavour() {
             "a rank starting further than this from the agreed start marks the merged run invalid"},
            {"rank-json", "",
             "also write each rank's own result (its share, on its host) to FILE, %r replaced by the rank"},
+           {"rank-hlog", "",
+            "also write each rank's own interval log (.hlog, every tag) to FILE, %r replaced by the rank"},
            {"netns", "",
             "run each rank's load in the network namespace NAME (ip netns; %r replaced by the rank), as if "
             "on a host of its own (scripts/netns-hosts.sh makes them; needs root)"}}};
@@ -287,6 +293,7 @@ int run_rank(const World& world, const std::vector<std::string>& args) {
   std::chrono::nanoseconds max_start_skew{};
   Outputs outputs;
   std::string rank_json;
+  std::string rank_hlog;
   try {
     command = parse_command_line(args, mpi_flavour());
     if (command.action != ParsedCommand::Action::run) {
@@ -299,8 +306,11 @@ int run_rank(const World& world, const std::vector<std::string>& args) {
     }
     max_start_skew = parse_duration(command.extra.at("max-start-skew"), "--max-start-skew", std::chrono::seconds(10));
     share = generator_share(command.config, world.rank, world.size);
-    rank_json = rank_output(command.extra.at("rank-json"), world.rank);
-    check_outputs(Outputs{rank_json, "", ""});
+    rank_json = rank_output("rank-json", command.extra.at("rank-json"), world.rank);
+    rank_hlog = rank_output("rank-hlog", command.extra.at("rank-hlog"), world.rank);
+    check_outputs(Outputs{rank_json, "", rank_hlog});
+    // The recorder keeps every tag per interval for a log (--hlog): this rank's own is one.
+    if (!rank_hlog.empty()) share.hlog_path = rank_hlog;
     enter_network_namespace(for_rank(command.extra.at("netns"), world.rank));
     if (world.root()) {
       outputs = Outputs{command.config.json_path, command.config.hgrm_path, command.config.hlog_path};
@@ -344,9 +354,14 @@ int run_rank(const World& world, const std::vector<std::string>& args) {
   }
 
   nlohmann::json report = {{"host", world.host}};
-  if (!failure && !rank_json.empty()) {
+  // Every rank parsed the same command line: with --hlog, each sends rank 0 its log.
+  const bool merging_logs = !command.config.hlog_path.empty();
+  std::string own_log;
+  if (!failure) {
     try {
-      write_output(rank_json, to_json(*result).dump(1) + "\n");
+      if (merging_logs || !rank_hlog.empty()) own_log = hlog_text(*result);
+      if (!rank_json.empty()) write_output(rank_json, to_json(*result).dump(1) + "\n");
+      if (!rank_hlog.empty()) write_output(rank_hlog, own_log);
     } catch (...) {
       failure = failure_of(std::current_exception());
     }
@@ -359,6 +374,7 @@ int run_rank(const World& world, const std::vector<std::string>& args) {
     // is derived again from it.
     result->config = to_json(command.config);
     report["result"] = to_json(*result);
+    if (merging_logs) report["hlog"] = std::move(own_log);
   }
   const Deadline report_deadline = started + share.hard_limit() + kReportWait;
   const std::vector<nlohmann::json> reports = gather_json(world, report, report_deadline, "results");
@@ -371,11 +387,20 @@ int run_rank(const World& world, const std::vector<std::string>& args) {
   }
   try {
     std::vector<GeneratorResult> parts;
+    std::vector<LogText> logs;
     for (std::size_t rank = 0; rank < reports.size(); ++rank) {
-      parts.push_back(GeneratorResult{static_cast<int>(rank), reports[rank].at("host").get<std::string>(),
-                                      result_from_json(reports[rank].at("result"))});
+      const std::string host = reports[rank].at("host").get<std::string>();
+      parts.push_back(GeneratorResult{static_cast<int>(rank), host, result_from_json(reports[rank].at("result"))});
+      if (merging_logs) {
+        logs.push_back(LogText{"rank " + std::to_string(rank) + " on " + host,
+                               reports[rank].at("hlog").get<std::string>()});
+      }
     }
-    emit(merge_generators(std::move(parts), command.config, max_start_skew), outputs, command.config.quiet);
+    const RunResult merged = merge_generators(std::move(parts), command.config, max_start_skew);
+    // A single rank's log is already the whole (a merge takes two or more).
+    std::optional<std::string> merged_log;
+    if (merging_logs) merged_log = logs.size() == 1 ? logs.front().text : hlog_text(merge_log_texts(logs, false));
+    emit(merged, outputs, command.config.quiet, merged_log);
   } catch (...) {
     const Failure merge_failure = failure_of(std::current_exception());
     print_error(merge_failure.message);

@@ -274,7 +274,8 @@ void check_outputs(const Outputs& outputs) {
   }
 }
 
-void emit(const RunResult& result, const Outputs& outputs, bool quiet) {
+void emit(const RunResult& result, const Outputs& outputs, bool quiet,
+          const std::optional<std::string>& hlog) {
   if (!outputs.json.empty()) {
     write_output(outputs.json, to_json(result).dump(1) + "\n");
   }
@@ -282,7 +283,7 @@ void emit(const RunResult& result, const Outputs& outputs, bool quiet) {
     write_output(outputs.hgrm, hgrm_text(result));
   }
   if (!outputs.hlog.empty()) {
-    write_output(outputs.hlog, hlog_text(result));
+    write_output(outputs.hlog, hlog ? *hlog : hlog_text(result));
   }
   if (!quiet) {
     // With an output on stdout, the table goes to stderr so that stdout stays parseable.

@@ -2,6 +2,7 @@
 // How a RunResult reaches people and files: the summary table printed at the end, the
 // one-line live status (only on a terminal), and the --json / --hgrm outputs.
 #include <iosfwd>
+#include <optional>
 #include <string>
 
 #include "loadgen/hlog.h"
@@ -60,7 +61,9 @@ struct Outputs {
 void check_outputs(const Outputs& outputs);
 
 // Writes the result to its outputs, and the summary table unless `quiet` (on stderr when
-// an output takes stdout, so that stdout stays parseable). Throws std::system_error.
-void emit(const RunResult& result, const Outputs& outputs, bool quiet);
+// an output takes stdout, so that stdout stays parseable). The interval log is `hlog` when
+// given (a merge of the generators' own logs), else the result's. Throws std::system_error.
+void emit(const RunResult& result, const Outputs& outputs, bool quiet,
+          const std::optional<std::string>& hlog = std::nullopt);
 
 }  // namespace echolab

@@ -20,6 +20,10 @@ class InputError(Exception):
 # sockperf_client adds a side run after the load generator's and leaves its numbers alone
 # (and result sets from before it have no such key).
 NON_IDENTITY_KEYS = ("repetition", "side", "sockperf_client")
+# Cell keys that came after result sets were recorded, with the value they had then: a cell
+# at that value is the same cell as one without the key (one generator is what every cell
+# before the "generators" key ran).
+DEFAULTS_OF_LATER_KEYS = {"generators": 1}
 LATENCY_KEYS = {"p50": "p50_us", "p99": "p99_us", "p99.9": "p99_9_us"}
 
 
@@ -136,7 +140,9 @@ class Side:
 
 
 def identity(cell):
-    return json.dumps({k: v for k, v in cell.items() if k not in NON_IDENTITY_KEYS}, sort_keys=True)
+    kept = {k: v for k, v in cell.items()
+            if k not in NON_IDENTITY_KEYS and not (k in DEFAULTS_OF_LATER_KEYS and DEFAULTS_OF_LATER_KEYS[k] == v)}
+    return json.dumps(kept, sort_keys=True)
 
 
 def _label(record_id, cell):

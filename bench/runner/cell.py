@@ -21,6 +21,17 @@ from . import sockperf as sockperf_mod
 
 READY_TIMEOUT_S = 10
 STOP_TIMEOUT_S = 15
+# The simulated hosts of a cell of several generators: bench/runner/../../scripts in a
+# checkout, PREFIX/share/echolab/scripts installed (the same layout).
+NETNS_HOSTS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                           "scripts", "netns-hosts.sh")
+# The server's address on the bridge scripts/netns-hosts.sh makes.
+NETNS_SERVER_ADDRESS = "10.77.0.1"
+# mpirun (Open MPI 4.1, Debian 12) for the ranks of one cell: MPI's own traffic in shared
+# memory ("vader" is "sm" from Open MPI 5); no binding, so that the ranks keep the client
+# CPUs the runner's taskset gave mpirun; --oversubscribe, since Open MPI counts a slot per
+# core, which on a small machine is fewer than the ranks (and than its CPUs, with SMT).
+MPIRUN_FLAGS = ["--mca", "btl", "self,vader", "--bind-to", "none", "--oversubscribe"]
 
 
 class CellFailure(Exception):
@@ -92,8 +103,10 @@ def _cell_server_command(binaries, cell, stats_path, listen):
             "--stats-json", stats_path] + shlex.split(cell.get("server_args") or "")
 
 
-def loadgen_command(binaries, cell, target, json_path):
-    command = [binaries["loadgen"], "--target", target, "--transport", cell["transport"],
+def loadgen_command(binaries, cell, target, json_path, program=None):
+    """echolab-loadgen's options for the cell; `program` another that takes them all
+    (echolab-loadgen-mpi, for which --connections and --rate are totals)."""
+    command = [program or binaries["loadgen"], "--target", target, "--transport", cell["transport"],
                "--protocol", cell["protocol"], "--mode", cell["mode"],
                "--connections", str(cell["connections"]), "--size", str(cell["size"]),
                "--warmup", _ms(cell["warmup_s"]), "--duration", _ms(cell["duration_s"]),
@@ -104,6 +117,68 @@ def loadgen_command(binaries, cell, target, json_path):
     if cell["mode"] == "open":
         command += ["--rate", str(cell["rate"])]
     return command
+
+
+def load_command(binaries, cell, target, json_path, hosts):
+    """The cell's load: echolab-loadgen, or with more than one generator echolab-loadgen-mpi
+    under mpirun, a rank per generator (in its own network namespace when `hosts` has them)."""
+    if hosts["count"] == 1:
+        return loadgen_command(binaries, cell, target, json_path)
+    command = [binaries["mpirun"], "-np", str(hosts["count"]), *MPIRUN_FLAGS]
+    if os.geteuid() == 0:
+        command.append("--allow-run-as-root")  # Open MPI refuses root without it
+    command += loadgen_command(binaries, cell, target, json_path, program=binaries["loadgen_mpi"])
+    if hosts["prefix"]:
+        command += ["--netns", hosts["prefix"] + "-gen%r"]
+    return command
+
+
+@contextlib.contextmanager
+def generator_hosts(cell):
+    """Where the cell's generators run, as its record says it ("generators"): one generator
+    on loopback; more, as root, each in a network namespace of its own and the server in
+    another, on one bridge (scripts/netns-hosts.sh, removed after the cell), so that every
+    generator reaches the server from an address of its own as from a host of its own.
+    Without root (or over unix sockets, which no network separates), the ranks share
+    loopback, and the record's note says so. As root, namespaces that cannot be made fail
+    the cell rather than quietly measuring something else."""
+    count = cell.get("generators", 1)  # a cell built by hand may leave out the default
+    hosts = {"count": count, "network": "loopback", "prefix": None}
+    if count > 1 and cell["transport"].startswith("unix"):
+        hosts["note"] = "unix sockets: every rank reaches the server's socket file, no network between them"
+    elif count > 1 and os.geteuid() != 0:
+        hosts["note"] = "not root: the ranks share loopback with the server (network namespaces need root)"
+    elif count > 1:
+        prefix = f"echolab-cell-{os.getpid()}"
+        try:
+            made = subprocess.run([NETNS_HOSTS, "create", str(count), prefix], stdin=subprocess.DEVNULL,
+                                  capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise CellFailure(f"cannot make the generators' network namespaces: {error}") from None
+        if made.returncode != 0:
+            lines = made.stderr.strip().splitlines()
+            raise CellFailure("cannot make the generators' network namespaces: "
+                              + (lines[-1] if lines else f"{NETNS_HOSTS} exited with status {made.returncode}"))
+        hosts.update(network="namespaces", prefix=prefix,
+                     note=f"rank r in network namespace {prefix}-gen<r> (10.77.0.<10+r>), the server in "
+                          f"{prefix}-srv ({NETNS_SERVER_ADDRESS}), one bridge between them")
+        try:
+            yield hosts
+        finally:
+            subprocess.run([NETNS_HOSTS, "destroy", prefix], stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=60)
+        return
+    yield hosts
+
+
+def load_failure(stderr_bytes):
+    """The line that says why the load failed: under mpirun, echolab-loadgen-mpi's own line
+    naming the rank (mpirun's banners around it say less); else the last line."""
+    lines = [line.strip() for line in stderr_bytes.decode(errors="replace").splitlines() if line.strip("-\n ")]
+    for line in lines:
+        if re.match(r"echolab-loadgen-mpi: rank \d+ ", line):
+            return line
+    return lines[-1] if lines else None
 
 
 # Descriptors beyond one per connection: the server's listener, epoll sets, eventfds, stats
@@ -174,10 +249,10 @@ def loadgen_notes(stderr_bytes):
     return [line[len(NOTE_PREFIX):] for line in lines if line.startswith(NOTE_PREFIX)]
 
 
-def _listen_address(cell, workdir):
+def _listen_address(cell, workdir, hosts):
     if cell["transport"].startswith("unix"):
         return "unix:" + os.path.join(workdir, "echolab.sock")
-    return "127.0.0.1:0"
+    return f"{NETNS_SERVER_ADDRESS}:0" if hosts["prefix"] else "127.0.0.1:0"
 
 
 def stop_server(server):
@@ -199,15 +274,26 @@ def check_exit_status(server):
 
 
 def run_echolab_cell(cell, binaries, cpus, workdir):
+    with generator_hosts(cell) as hosts:
+        record = _run_echolab_cell(cell, binaries, cpus, workdir, hosts)
+    if hosts["count"] > 1:
+        record["generators"] = {key: value for key, value in hosts.items() if value is not None}
+    return record
+
+
+def _run_echolab_cell(cell, binaries, cpus, workdir, hosts):
     stats_path = os.path.join(workdir, "server-stats.json")
     loadgen_path = os.path.join(workdir, "loadgen.json")
-    command = _pinned(server_command(binaries, cell, stats_path, _listen_address(cell, workdir)), cpus["server"])
+    command = _pinned(server_command(binaries, cell, stats_path, _listen_address(cell, workdir, hosts)),
+                      cpus["server"])
+    if hosts["prefix"]:
+        command = ["ip", "netns", "exec", hosts["prefix"] + "-srv"] + command  # it execs: the PID stays the server's
     server = start_server(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         target = read_ready_line(server, READY_TIMEOUT_S)
         budget = cell["warmup_s"] + cell["duration_s"] + cell["timeout_s"] + 30
         with procfs.TreeSampler(server.pid) as sampler:
-            load = subprocess.run(_pinned(loadgen_command(binaries, cell, target, loadgen_path), cpus["client"]),
+            load = subprocess.run(_pinned(load_command(binaries, cell, target, loadgen_path, hosts), cpus["client"]),
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                   timeout=budget)
         tree = procfs.process_tree(server.pid)
@@ -216,8 +302,7 @@ def run_echolab_cell(cell, binaries, cpus, workdir):
                      "leftover_processes": 0 if procfs.wait_gone(tree[1:], 2.0) else len(tree) - 1,
                      "zombies_at_end": sampler.end["zombies"]}
         if load.returncode != 0:
-            message = load.stderr.decode(errors="replace").strip().splitlines()
-            raise CellFailure("load generator failed: " + (message[-1] if message else f"status {load.returncode}"))
+            raise CellFailure("load generator failed: " + (load_failure(load.stderr) or f"status {load.returncode}"))
         check_exit_status(server)
         with open(loadgen_path) as f:
             loadgen = json.load(f)

@@ -84,17 +84,21 @@ def default_cpus(args):
 
 
 def binaries_in(build_dir):
-    """The programs of a build folder (servers/, loadgen/) or of an installed bin/ (flat)."""
+    """The programs of a build folder (servers/, loadgen/) or of an installed bin/ (flat).
+    "loadgen_mpi" is None when echolab-loadgen-mpi was not built (no MPI), "mpirun" None when
+    there is none on PATH: only cells of more than one generator need them."""
     found = {"server": os.path.join(build_dir, "servers", "echolab-server"),
              "loadgen": os.path.join(build_dir, "loadgen", "echolab-loadgen")}
     flat = {"server": os.path.join(build_dir, "echolab-server"),
             "loadgen": os.path.join(build_dir, "echolab-loadgen")}
     if all(os.access(path, os.X_OK) for path in flat.values()):
-        return flat
+        found = flat
     for name, path in found.items():
         if not os.access(path, os.X_OK):
             raise SystemExit(f"echolab-bench: no {name} binary at {path} (build first, or pass --build-dir)")
-    return found
+    loadgen_mpi = os.path.join(os.path.dirname(found["loadgen"]), "echolab-loadgen-mpi")
+    return dict(found, loadgen_mpi=loadgen_mpi if os.access(loadgen_mpi, os.X_OK) else None,
+                mpirun=shutil.which("mpirun"))
 
 
 def environment():
@@ -190,6 +194,11 @@ def main(argv=None):
         cells = [c for c in cells if args.only in spec_mod.cell_id(c)]
         if not cells:
             raise SystemExit(f"echolab-bench: no cell id contains '{args.only}'")
+    try:
+        for build in [binaries] if binaries else per_side.values():
+            spec_mod.check_generators_available(cells, build)
+    except spec_mod.SpecError as error:
+        raise SystemExit(f"echolab-bench: {error}")
     if args.callgrind and not shutil.which("valgrind"):
         raise SystemExit("echolab-bench: --callgrind needs valgrind (scripts/install-deps.sh installs it)")
     if args.list:

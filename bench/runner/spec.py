@@ -46,6 +46,10 @@ CELL_DEFAULTS = {
     # does not change what the load generator measured: a group that repeats a cell only to
     # turn it on adds it to that cell.
     "sockperf_client": False,
+    # Load generators sharing the cell's load (its connections and rate are totals): more than
+    # one runs echolab-loadgen-mpi under mpirun, one rank per generator, each in a network
+    # namespace of its own when the runner is root (runner.cell.run_echolab_cell).
+    "generators": 1,
 }
 
 # Keys that add a side run to a cell without changing the cell's own measurement.
@@ -131,6 +135,7 @@ def expand_cells(spec, duration_override=None, engine_table=None):
                 raise SpecError(f"matrix group {index}: {error}") from None
             if not isinstance(cell["sockperf_client"], bool):
                 raise SpecError(f"matrix group {index}: sockperf_client must be true or false")
+            _check_generators(cell, index)
             key = json.dumps({k: v for k, v in cell.items() if k not in ADD_ON_KEYS}, sort_keys=True)
             if key not in seen:
                 seen[key] = cell
@@ -150,6 +155,41 @@ def _check_server_args(cell, index):
         sides.parse_server_args(cell["server_args"], "server_args")
     except sides.SideError as error:
         raise SpecError(f"matrix group {index}: {error}") from None
+
+
+def _check_generators(cell, index):
+    """A whole number of generators, each with a connection and a thread of its own (what
+    echolab-loadgen-mpi would refuse only after mpirun had started every rank)."""
+    generators = cell["generators"]
+    if isinstance(generators, bool) or not isinstance(generators, int) or generators < 1:
+        raise SpecError(f"matrix group {index}: generators must be a whole number from 1, not {generators!r}")
+    if generators == 1:
+        return
+    if cell["reference"]:
+        raise SpecError(f"matrix group {index}: generators {generators} on a reference cell: a peer tool's "
+                        "own client runs alone")
+    if cell["sockperf_client"]:
+        raise SpecError(f"matrix group {index}: generators {generators} with sockperf_client: sockperf's "
+                        "client is one process")
+    per_generator = int(cell["connections"]) // generators
+    if per_generator < max(1, int(cell["loadgen_threads"] or 1)):
+        raise SpecError(f"matrix group {index}: {cell['connections']} connections over {generators} generators "
+                        f"leave some with fewer than one per thread (loadgen_threads {cell['loadgen_threads']})")
+
+
+def check_generators_available(cells, binaries):
+    """SpecError (one line) when a cell asks for more than one generator and the build's
+    programs (runner.main.binaries_in) cannot run them: echolab-loadgen-mpi not built (no MPI
+    when it was configured), or no mpirun on PATH."""
+    wanting = [cell for cell in cells if cell["generators"] > 1]
+    if not wanting:
+        return
+    example = f"{cell_id(wanting[0])} asks for {wanting[0]['generators']} generators"
+    if not binaries.get("loadgen_mpi"):
+        raise SpecError(f"{example}, and echolab-loadgen-mpi was not built (CMake found no MPI; Debian: "
+                        "apt-get install openmpi-bin libopenmpi-dev, then configure again)")
+    if not binaries.get("mpirun"):
+        raise SpecError(f"{example}, and there is no mpirun on PATH (Debian: apt-get install openmpi-bin)")
 
 
 def _check_sockperf_client(cell, engine_table):
@@ -195,4 +235,6 @@ def cell_id(cell):
         parts.append(cell["protocol"])
     if cell.get("server_args"):
         parts.append(re.sub(r"[^A-Za-z0-9.]+", "-", cell["server_args"]).strip("-"))
+    if (cell.get("generators") or 1) > 1:
+        parts.append(f"g{cell['generators']}")
     return "_".join(str(p) for p in parts)

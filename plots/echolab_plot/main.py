@@ -39,7 +39,7 @@ def _import_matplotlib():
 
 def figure_catalogue():
     """(file name, report title, function) in report order."""
-    from . import figures_connections, figures_cost, figures_latency, figures_load
+    from . import figures_connections, figures_cost, figures_generators, figures_latency, figures_load
     return [
         ("throughput_vs_connections", "Throughput vs connections (closed loop)",
          figures_load.throughput_vs_connections),
@@ -52,6 +52,8 @@ def figure_catalogue():
         ("server_cost", "Server cost per message", figures_cost.server_cost),
         ("service_cost", "Service work: CPU-bound vs blocking", figures_cost.service_cost),
         ("datagram_load", "Datagram engines: throughput and loss", figures_load.datagram_load),
+        ("throughput_p99_vs_generators", "Throughput and p99 vs generators (MPI)",
+         figures_generators.throughput_and_p99_vs_generators),
     ]
 
 

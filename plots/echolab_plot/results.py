@@ -15,8 +15,9 @@ from . import histogram as histogram_mod
 
 DATAGRAM_TRANSPORTS = ("udp", "unix-dgram")
 # The knobs that make two cells comparable; everything else in a cell (timeouts, limits,
-# durations) is the same across a spec's cells or does not change what is measured.
-COMPARABLE_KEYS = ("transport", "protocol", "size", "pipeline", "work", "workers")
+# durations) is the same across a spec's cells or does not change what is measured. The
+# generator count is one: a figure of connections must not mix loads from 1 and 4 generators.
+COMPARABLE_KEYS = ("transport", "protocol", "size", "pipeline", "work", "workers", "generators")
 
 
 class ResultSetError(Exception):

@@ -297,5 +297,25 @@ TEST(HlogMerge, DamagedLinesAreOneLineNamingFileAndLine) {
                  "empty.hlog holds no interval histograms", "");
 }
 
+// The texts' merge (what the merge command and echolab-loadgen-mpi's rank 0 call) is the
+// logs' merge, and a text that is no log is refused naming it.
+TEST(HlogMerge, TextsMergeAsTheLogsTheyHold) {
+  const std::string a_text = log_text(kStart, run_lines(0, 3, 0.5));
+  const std::string b_text = log_text(kStart + 0.1, run_lines(1, 3, 0.5));
+  const IntervalLog expected =
+      merge_interval_logs({read_text(a_text, "a"), read_text(b_text, "b")}, false);
+  const IntervalLog merged = merge_log_texts({{"rank 0", a_text}, {"rank 1", b_text}}, false);
+  EXPECT_EQ(hlog_text(merged), hlog_text(expected));
+  for (const std::string& tag : kTags) {
+    SCOPED_TRACE(tag);
+    Histogram sum = layout_for(tag);
+    for (int interval = 0; interval < 3; ++interval) sum.merge(both_logs(tag, interval));
+    expect_same_counts(*tag_total(merged, tag), sum);
+  }
+  const std::vector<LogText> damaged = {{"rank 0", a_text}, {"rank 1", "{}"}};
+  expect_refused([&] { static_cast<void>(merge_log_texts(damaged, false)); },
+                 "merge: rank 1 line 1: ", "expected [Tag=TAG,]start");
+}
+
 }  // namespace
 }  // namespace echolab

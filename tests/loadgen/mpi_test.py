@@ -6,6 +6,9 @@ transport) against one echolab-server.
   bucket for bucket, `echolab-loadgen merge` of the ranks' own results (--rank-json); the
   per-rank breakdown adds up to it; the start skew is reported and judged against
   --max-start-skew (here 1 us, which no real start meets);
+- the merged interval log (--hlog) carries every tag (corrected, uncorrected, send_lag), each
+  tag's count the sum of the ranks' own logs (--rank-hlog), and is what `echolab-loadgen
+  merge` makes of those logs;
 - a rank that cannot reach its target stops every rank before the start, in one line naming
   that rank and its host, in bounded time; a mistake every rank makes is one line too;
 - a rank killed during the run takes the job down at once (mpirun names the rank), and no
@@ -14,8 +17,12 @@ transport) against one echolab-server.
   reach the server in another from 4 addresses, and the counts still match the server's.
 
     mpi_test.py MPIRUN LOADGEN_MPI LOADGEN SERVER
+    mpi_test.py --plain-user MPIRUN LOADGEN_MPI LOADGEN SERVER
+                 as root: the merged run again as the unprivileged user nobody (setpriv),
+                 so that it is known to run both as root and as a plain user
     mpi_test.py --not-built      (exits 77: skipped, saying why)
 """
+import base64
 import json
 import os
 import re
@@ -27,6 +34,7 @@ import sys
 import tempfile
 import time
 import unittest
+import zlib
 
 from echo_server import EchoServer
 
@@ -35,10 +43,17 @@ if sys.argv[1:2] == ["--not-built"]:
     print("skipped: echolab-loadgen-mpi was not built (CMake found no MPI, or ECHOLAB_WITH_MPI is OFF; "
           "Debian: apt-get install openmpi-bin libopenmpi-dev)")
     sys.exit(SKIP)
+PLAIN_USER = sys.argv[1:2] == ["--plain-user"]
+if PLAIN_USER:
+    sys.argv.pop(1)
 MPIRUN, LOADGEN_MPI, LOADGEN, SERVER = (sys.argv.pop(1) for _ in range(4))
 RANKS = 4
 # A run's own wall time is under 2 s; mpirun's launch adds a few seconds on a busy machine.
 RUN_DEADLINE = 60
+# --plain-user: the unprivileged user the merged run is repeated as (nobody, nogroup).
+NOBODY = 65534
+# Set by --plain-user for the run it starts: the user it must be running as.
+EXPECTED_UID = "ECHOLAB_MPI_TEST_EXPECTED_UID"
 
 
 def mpirun_flags():
@@ -96,15 +111,61 @@ def rank_processes(mpirun_pid):
     return ranks
 
 
+def leb128_counts(payload):
+    """The counts of an HdrHistogram V2 payload: ZigZag LEB128-64b9B values, a negative one a
+    run of that many zeros (which adds nothing to a total)."""
+    pos = 0
+    while pos < len(payload):
+        value, shift = 0, 0
+        for byte_index in range(9):
+            byte = payload[pos]
+            pos += 1
+            if byte_index == 8:  # the ninth byte carries 8 bits
+                value |= byte << 56
+                break
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        yield (value >> 1) ^ -(value & 1)
+
+
+def histogram_total(encoded):
+    """The total count of one V2 compressed histogram (base64, as on a .hlog line)."""
+    raw = base64.b64decode(encoded)
+    assert int.from_bytes(raw[:4], "big") == 0x1C849314, "not a V2 compressed histogram"
+    inner = zlib.decompress(raw[8:])
+    assert int.from_bytes(inner[:4], "big") == 0x1C849313, "not a V2 histogram inside"
+    length = int.from_bytes(inner[4:8], "big")
+    return sum(count for count in leb128_counts(inner[40:40 + length]) if count > 0)
+
+
+def tag_totals(hlog_path):
+    """{tag: the count of all its intervals} of an interval log."""
+    totals = {}
+    with open(hlog_path) as f:
+        for line in f:
+            if not line.startswith("Tag="):
+                continue
+            fields = line.strip().split(",")
+            tag = fields[0][len("Tag="):]
+            totals[tag] = totals.get(tag, 0) + histogram_total(fields[-1])
+    return totals
+
+
 class MergedRun(unittest.TestCase):
     def test_counts_match_the_server_and_the_ranks_merged_bucket_for_bucket(self):
+        if EXPECTED_UID in os.environ:
+            self.assertEqual(os.geteuid(), int(os.environ[EXPECTED_UID]), "not the plain user --plain-user asked for")
         with tempfile.TemporaryDirectory() as scratch:
             stats_path = os.path.join(scratch, "stats.json")
             out = os.path.join(scratch, "merged.json")
+            merged_log = os.path.join(scratch, "merged.hlog")
             with EchoServer(SERVER, "epoll", extra_args=["--stats-json", stats_path]) as server:
                 run, _ = mpirun((RANKS, [LOADGEN_MPI, "--target", server.address, "--mode", "open", "--rate", "2000",
                                          "-c", "8", "--warmup", "0.3s", "--duration", "1s", "--timeout", "1s",
-                                         "--max-start-skew", "1us", "--json", out,
+                                         "--interval", "250ms", "--max-start-skew", "1us", "--json", out,
+                                         "--hlog", merged_log, "--rank-hlog", os.path.join(scratch, "rank-%r.hlog"),
                                          "--rank-json", os.path.join(scratch, "rank-%r.json"),
                                          "--quiet", "--no-status"]))
                 server.stop()  # the server writes its counters as it exits
@@ -158,6 +219,21 @@ class MergedRun(unittest.TestCase):
                 self.assertEqual(merged["histograms"][which], expected["histograms"][which], which)
             self.assertEqual(merged["messages"], expected["messages"])
             self.assertEqual(merged["errors"], expected["errors"])
+
+            # The merged interval log: every tag, each the sum of the ranks' own logs.
+            log_totals = tag_totals(merged_log)
+            self.assertEqual(set(log_totals), {"corrected", "uncorrected", "send_lag"})
+            rank_logs = [os.path.join(scratch, f"rank-{rank}.hlog") for rank in range(RANKS)]
+            rank_totals = [tag_totals(path) for path in rank_logs]
+            for tag, total in log_totals.items():
+                self.assertGreater(total, 0, tag)
+                self.assertEqual(total, sum(own.get(tag, 0) for own in rank_totals), tag)
+            reference_log = os.path.join(scratch, "reference.hlog")
+            merge = subprocess.run([LOADGEN, "merge", *rank_logs, "--hlog", reference_log, "--quiet"],
+                                   capture_output=True, text=True, timeout=30)
+            self.assertEqual(merge.returncode, 0, merge.stderr)
+            with open(merged_log) as mine, open(reference_log) as reference:
+                self.assertEqual(mine.read(), reference.read())
 
             try:
                 import jsonschema
@@ -296,9 +372,47 @@ class Failures(unittest.TestCase):
             self.assertFalse(os.path.exists(out))
 
 
+def run_as_plain_user():
+    """As root: MergedRun again as the user nobody (setpriv drops root's uid, gid and groups),
+    with a scratch directory of its own as TMPDIR and HOME. Its exit status; 77 (skipped,
+    saying why) when not root, or when nobody cannot reach the build."""
+    if os.geteuid() != 0:
+        print("skipped: already a plain user, so the loadgen_mpi test itself is the plain-user run")
+        return SKIP
+    setpriv = shutil.which("setpriv")
+    if not setpriv:
+        print("skipped: needs setpriv (util-linux) to run as a plain user")
+        return SKIP
+    as_nobody = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    this_file = os.path.abspath(__file__)
+    scratch = tempfile.mkdtemp(prefix="echolab-mpi-plain-user-")
+    try:
+        os.chown(scratch, NOBODY, NOBODY)
+        for path in (MPIRUN, LOADGEN_MPI, LOADGEN, SERVER, this_file):
+            mode = "-r" if path == this_file else "-x"
+            if subprocess.run([*as_nobody, "test", mode, path], timeout=30).returncode != 0:
+                print(f"skipped: uid {NOBODY} cannot {'read' if mode == '-r' else 'run'} {path} "
+                      "(a directory on its path is closed to other users)")
+                return SKIP
+        env = dict(os.environ, HOME=scratch, TMPDIR=scratch, **{EXPECTED_UID: str(NOBODY)})
+        command = [*as_nobody, sys.executable, this_file, MPIRUN, LOADGEN_MPI, LOADGEN, SERVER, "-v", "MergedRun"]
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, env=env, cwd=scratch, start_new_session=True)
+        try:
+            return process.wait(timeout=2 * RUN_DEADLINE)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            print(f"the run as uid {NOBODY} did not end within {2 * RUN_DEADLINE} s", file=sys.stderr)
+            return 1
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 if __name__ == "__main__":
     version = subprocess.run([MPIRUN, "--version"], capture_output=True, text=True, timeout=30).stdout
     if not re.search(r"Open MPI|OpenRTE|open-mpi\.org", version):  # mpirun says "Open MPI", mpiexec "OpenRTE"
         print(f"skipped: {MPIRUN} is not Open MPI's mpirun (the flags here are Open MPI's): {version.strip()}")
         sys.exit(SKIP)
+    if PLAIN_USER:
+        sys.exit(run_as_plain_user())
     unittest.main()

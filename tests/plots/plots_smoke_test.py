@@ -25,7 +25,7 @@ SOURCE_DIR = os.path.abspath(sys.argv.pop(1) if len(sys.argv) > 1 else
 PLOT = os.path.join(SOURCE_DIR, "plots", "echolab-plot")
 RESULTS = os.path.join(SOURCE_DIR, "tests", "data", "small-results")
 FIGURES = ["throughput_vs_connections", "throughput_p99_vs_connections", "latency_spectrum", "latency_vs_rate", "connection_setup_rate",
-           "server_cost", "service_cost", "datagram_load"]
+           "server_cost", "service_cost", "datagram_load", "throughput_p99_vs_generators"]
 # Figures the small result set has no data for: a capacity search at a latency objective
 # (knee_figures_test.py draws it from records of its own).
 NOT_IN_SMALL_SET = ["slo_capacity"]
