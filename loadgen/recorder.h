@@ -82,7 +82,8 @@ struct ThreadUsage {
   double wall_s = 0;
   // The wall time it was not waiting for something to do: everything but sleeps and polls
   // that found nothing (an open-loop thread polls instead of sleeping when its next send is
-  // near, which costs a whole core without being work). What --max-cpu judges.
+  // near, which costs a whole core without being work). Wall time: preempted with work in
+  // hand counts as busy, so on a shared core it can pass user + sys. What --max-cpu judges.
   double busy_s = 0;
   // Open mode: the most paced messages sent back to back, with no idle wait between them:
   // how many were ever due at once (after a stall, say; warm-up included). 0 in closed and
