@@ -33,34 +33,54 @@ def pinned(command, cpu):
     return (["taskset", "-c", cpu] + command) if cpu is not None and shutil.which("taskset") else command
 
 
-def start_server(build_dir, engine):
-    server = subprocess.Popen(
-        pinned([os.path.join(build_dir, "servers", "echolab-server"), "--engine", engine, "--listen",
-         "127.0.0.1:0", "--protocol", "raw", "--workers", "4",
-         # Every connection served at once (the thread and fork engines cap them at 64 by
-         # default and leave the rest waiting in the backlog).
-         "--max-threads", "1024", "--max-children", "1024"], SERVER_CPU),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start_listener(command):
+    """Starts a raw-mode echo server on SERVER_CPU (echolab-server or a twin: both print
+    "echolab-server listening tcp ADDRESS") and returns it with the address."""
+    server = subprocess.Popen(pinned(command, SERVER_CPU), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
     line = server.stdout.readline().split()
     if len(line) != 4 or line[:2] != ["echolab-server", "listening"]:
         server.kill()
-        sys.exit("echolab-server did not start: " + " ".join(line) + server.stderr.read())
+        sys.exit(os.path.basename(command[0]) + " did not start: " + " ".join(line) + server.stderr.read())
     return server, line[3]
 
 
-def run_json(command, deadline):
+def start_server(build_dir, engine):
+    return start_listener(
+        [os.path.join(build_dir, "servers", "echolab-server"), "--engine", engine, "--listen",
+         "127.0.0.1:0", "--protocol", "raw", "--workers", "4",
+         # Every connection served at once (the thread and fork engines cap them at 64 by
+         # default and leave the rest waiting in the backlog).
+         "--max-threads", "1024", "--max-children", "1024"])
+
+
+def stop_server(server):
+    server.terminate()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def run_json(command, deadline, accept_exit=(0,)):
     done = subprocess.run(command, capture_output=True, text=True, timeout=deadline)
-    if done.returncode != 0:
+    if done.returncode not in accept_exit:
         sys.exit("failed: " + " ".join(command) + "\n" + done.stderr)
     return json.loads(done.stdout)
 
 
-def loadgen(build_dir, target, connections, size, warmup, duration):
-    result = run_json(
+def loadgen_result(build_dir, target, connections, size, warmup, duration, extra=(), cpu=CLIENT_CPU):
+    """One echolab-loadgen run (raw protocol, JSON on stdout); `extra`: more options."""
+    return run_json(
         pinned([os.path.join(build_dir, "loadgen", "echolab-loadgen"), "--target", target, "--protocol", "raw",
-         "--connections", str(connections), "--threads", "1", "--size", str(size), "--warmup", f"{warmup}s",
-         "--duration", f"{duration}s", "--json", "-", "--quiet", "--no-status"], CLIENT_CPU),
+         "--connections", str(connections), "--size", str(size), "--warmup", f"{warmup}s",
+         "--duration", f"{duration}s", "--json", "-", "--quiet", "--no-status", *extra], cpu),
         deadline=warmup + duration + 60)
+
+
+def loadgen(build_dir, target, connections, size, warmup, duration):
+    result = loadgen_result(build_dir, target, connections, size, warmup, duration, ["--threads", "1"])
     errors = result["errors"]["total"]
     if errors:
         sys.exit(f"echolab-loadgen counted {errors} errors: {result['errors']}")
@@ -81,6 +101,20 @@ def git_commit(source_dir):
                               text=True, timeout=10).stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def host_context(source_dir, build_dir):
+    return {"date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "host_name": socket.gethostname(), "kernel": platform.release(),
+            "num_cpus": os.cpu_count(), "git_commit": git_commit(source_dir),
+            "build_dir": os.path.abspath(build_dir)}
+
+
+def write_result(path, result):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as out:
+        json.dump(result, out, indent=1)
+        out.write("\n")
 
 
 def main():
@@ -121,31 +155,20 @@ def main():
             print(f"{connections:5d} connections: loadgen {statistics.median(loadgen_rates):12,.0f} msgs/s, "
                   f"bare {statistics.median(bare_rates):12,.0f} msgs/s, ratio {ratio:.3f}", flush=True)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_server(server)
 
     result = {
         "benchmark": "loadgen_overhead",
         "description": "median msgs/s of echolab-loadgen (1 thread, closed, raw, verified) over "
                        "echolab-bare-client against the same raw-mode echolab-server; target ratio >= 1.0",
-        "context": {"date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                    "host_name": socket.gethostname(), "kernel": platform.release(),
-                    "num_cpus": os.cpu_count(), "git_commit": git_commit(source_dir),
-                    "build_dir": os.path.abspath(args.build_dir)},
+        "context": host_context(source_dir, args.build_dir),
         "config": {"engine": args.engine, "size_bytes": args.size, "warmup_s": args.warmup,
                    "duration_s": args.duration, "rounds": args.rounds,
                    "server_cpu": SERVER_CPU, "client_cpu": CLIENT_CPU},
         "results": rows,
         "min_ratio": min(row["ratio"] for row in rows),
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as out:
-        json.dump(result, out, indent=1)
-        out.write("\n")
+    write_result(args.out, result)
     print(f"minimum ratio {result['min_ratio']:.3f} -> {args.out}")
 
 

@@ -67,7 +67,7 @@ struct LoadConfig {
   bool live_status = true;  // still only when stdout is a terminal
   std::uint64_t seed = 1;
   nanoseconds max_send_lag{std::chrono::milliseconds(5)};  // p99 of send lag; past it: invalid
-  double max_cpu = 0.9;  // fraction of one core per generator thread; past it: invalid
+  double max_cpu = 0.9;  // busy share of each generator thread (ThreadUsage::busy_s); past it: invalid
   SocketOptions socket;
   // --source-addresses: bind each tcp connection to one of these before connecting. Without
   // it, addresses are added only when the ephemeral ports would run out (loadgen/sources.h).

@@ -19,7 +19,19 @@ namespace echolab {
 namespace {
 
 constexpr int kMaxEvents = 256;
-constexpr int kMaxPacedBatch = 256;  // due messages sent per turn of the loop
+// Due messages sent per turn of the loop before it polls for echoes again: a backlog after a
+// stall is sent in batches with a zero-timeout poll between them (so echoes keep being read
+// while it drains, and the run's deadlines keep being checked), never with a sleep, so the
+// bound paces nothing: the thread keeps turning until nothing is due.
+constexpr int kMaxPacedBatch = 256;
+// A paced send due within this much is waited for by polling the event loop (epoll_wait with
+// a zero timeout), not by sleeping. A sleeping wait costs a timer, a context switch each way
+// and a wake-up that comes several µs late (more on a virtual machine); at 100,000 msgs/s a
+// thread's sends are 10 µs apart, so sleeping for each would cost most of the core and put
+// the wake-up's lateness into every send's lag. Polling costs the core too but sends on
+// time, and its empty polls count as idle, not busy (ThreadUsage::busy_s). Past 50 µs (under
+// 20,000 msgs/s per thread) a sleep frees enough of the core to be worth its lateness.
+constexpr std::int64_t kSpinWindowNs = 50'000;
 constexpr std::size_t kMaxRing = 1 << 16;
 
 std::size_t ring_capacity(const LoadConfig& config, const ThreadPlan& plan) {
@@ -174,15 +186,69 @@ std::size_t EventLoop::in_flight() const {
   return total;
 }
 
-void EventLoop::wait(std::int64_t until, std::int64_t now) {
-  const std::int64_t delay = std::max<std::int64_t>(0, until - now);
+int EventLoop::wait_for_events(std::int64_t timeout_ns) {
+  const std::int64_t delay = std::max<std::int64_t>(0, timeout_ns);
   const timespec timeout{static_cast<time_t>(delay / 1'000'000'000),
                          static_cast<long>(delay % 1'000'000'000)};
   syscalls_.count(Syscall::epoll_wait);
-  const int ready = ::epoll_pwait2(epoll_.get(), events_.data(), kMaxEvents, &timeout, nullptr);
+  return ::epoll_pwait2(epoll_.get(), events_.data(), kMaxEvents, &timeout, nullptr);
+}
+
+void EventLoop::wait(std::int64_t until, std::int64_t now) {
+  const int ready = wait_for_events(until - now);
   if (ready > 0) {
     dispatch(ready, monotonic_ns());
   }
+}
+
+void EventLoop::wait_in_run(std::int64_t until, bool pacing, std::int64_t& idle_since) {
+  // The clock read afresh: the turn's sends took time, and a timeout computed from the turn's
+  // start would oversleep by that much.
+  const std::int64_t before = monotonic_ns();
+  const bool nothing_due = until > before;
+  const bool poll = !nothing_due || (pacing && until - before <= kSpinWindowNs);
+  const int ready = wait_for_events(poll ? 0 : until - before);
+  if (nothing_due) {
+    recorder_.note_burst(burst_);
+    burst_ = 0;
+  }
+  if (ready > 0) {
+    const std::int64_t after = monotonic_ns();
+    if (!poll) {
+      recorder_.add_idle(before, after);  // asleep until the events came
+    }
+    dispatch(ready, after);
+  } else if (nothing_due) {
+    idle_since = before;
+    if (poll) {
+      // A thread polling for its next send holds its core: hand it over when another thread
+      // waits for it (a second generator thread on the same CPU, say), which would otherwise
+      // wait out a whole time slice. Alone on the core this returns at once.
+      ::sched_yield();
+    }
+  }
+}
+
+std::int64_t EventLoop::send_due(std::int64_t now) {
+  // Bounded: behind a rate this thread cannot send at, the backlog never empties, and the
+  // run's deadlines must still be checked every turn (see kMaxPacedBatch). Nothing intended
+  // from the end of sending on: the clock read inside the batch may pass it.
+  const std::int64_t last_intended = clock_.send_end - 1;
+  for (int batch = 0; batch < kMaxPacedBatch && issuing_ && pacer_->next() <= std::min(now, last_intended);
+       ++batch) {
+    const std::int64_t intended = pacer_->next();
+    pacer_->advance();
+    if (!take_ticket(intended)) {
+      break;
+    }
+    connections_[next_connection_]->submit(intended, now);
+    next_connection_ = (next_connection_ + 1) % connections_.size();
+    ++burst_;
+    // Each send timed when it is made: the lag of the last message of a burst includes the
+    // sends before it, and messages that fell due meanwhile go out in the same turn.
+    now = monotonic_ns();
+  }
+  return now;
 }
 
 void EventLoop::dispatch(int ready, std::int64_t now) {
@@ -213,8 +279,13 @@ void EventLoop::run(const RunClock& clock) {
   const std::int64_t tick_ns =
       std::clamp<std::int64_t>(config_.timeout.count() / 4, 1'000'000, 50'000'000);
   std::int64_t next_tick = now + tick_ns;
+  std::int64_t idle_since = -1;  // >= 0: the last wait found nothing to do, from then
   for (;;) {
     now = monotonic_ns();
+    if (idle_since >= 0) {
+      recorder_.add_idle(idle_since, now);
+      idle_since = -1;
+    }
     if (now >= clock_.hard_deadline) {
       end_sending(now, StopReason::time_limit);
       stop_reason_ = StopReason::time_limit;
@@ -228,17 +299,7 @@ void EventLoop::run(const RunClock& clock) {
     }
     recorder_.advance(now);
     if (pacer_) {
-      // Bounded: behind a rate this thread cannot send at, the backlog never empties, and the
-      // deadlines above must still be checked every turn.
-      for (int batch = 0; batch < kMaxPacedBatch && issuing_ && pacer_->next() <= now; ++batch) {
-        const std::int64_t intended = pacer_->next();
-        pacer_->advance();
-        if (!take_ticket(intended)) {
-          break;
-        }
-        connections_[next_connection_]->submit(intended, now);
-        next_connection_ = (next_connection_ + 1) % connections_.size();
-      }
+      now = send_due(now);
     }
     if (now >= next_tick) {
       for (auto& connection : connections_) {
@@ -256,9 +317,10 @@ void EventLoop::run(const RunClock& clock) {
     } else {
       until = std::min(until, drain_deadline_);
     }
-    wait(until, now);
+    wait_in_run(until, pacer_ && issuing_, idle_since);
   }
   now = monotonic_ns();
+  recorder_.note_burst(burst_);
   for (auto& connection : connections_) {
     connection->abandon(now);
   }

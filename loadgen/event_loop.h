@@ -78,7 +78,18 @@ class EventLoop final : public TicketSource {
   void end_sending(std::int64_t now, StopReason reason);
   void dispatch(int ready, std::int64_t now);
   [[nodiscard]] std::size_t in_flight() const;
+  // One epoll wait of at most `timeout_ns` (0: a poll that returns at once); the ready count.
+  int wait_for_events(std::int64_t timeout_ns);
+  // Set-up: waits until `until` or the first events, and handles them.
   void wait(std::int64_t until, std::int64_t now);
+  // Open mode: sends every message due by the clock, the clock read again after each send.
+  // Returns the clock after the last.
+  std::int64_t send_due(std::int64_t now);
+  // The measured run's wait for the next deadline `until`: polled for when a paced send is
+  // that near (or already due), slept for otherwise; events are handled. Time spent with
+  // nothing to do is counted idle, up to `idle_since` (set here, closed by the caller at
+  // its next clock reading).
+  void wait_in_run(std::int64_t until, bool pacing, std::int64_t& idle_since);
 
   const LoadConfig& config_;
   ThreadPlan plan_;
@@ -90,6 +101,7 @@ class EventLoop final : public TicketSource {
   std::vector<std::unique_ptr<Connection>> connections_;
   std::optional<Pacer> pacer_;
   std::size_t next_connection_ = 0;  // round robin of the pacer
+  std::uint64_t burst_ = 0;  // paced messages sent since the thread last waited idle
   RunClock clock_;
   bool issuing_ = false;
   std::uint64_t issued_ = 0;

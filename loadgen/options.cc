@@ -106,7 +106,7 @@ po::options_description describe_options(const CommandFlavour& flavour) {
     ("no-status", "no live status line, even on a terminal")
     ("seed", po::value<std::string>()->default_value("1"), "seed of the message-size sequence")
     ("max-send-lag", po::value<std::string>()->default_value("5ms"), "p99 send lag past which the run is marked invalid")
-    ("max-cpu", po::value<std::string>()->default_value("0.9"), "generator thread CPU share (0..1) past which the run is marked invalid")
+    ("max-cpu", po::value<std::string>()->default_value("0.9"), "share of its time (0..1) a generator thread may be busy (not waiting for its next send or an echo) before the run is marked invalid")
     ("no-delay", po::value<bool>()->default_value(true), "TCP_NODELAY on client sockets")
     ("send-buffer", po::value<std::string>()->default_value("0"), "SO_SNDBUF bytes (0: kernel default)")
     ("receive-buffer", po::value<std::string>()->default_value("0"), "SO_RCVBUF bytes (0: kernel default)")

@@ -13,8 +13,8 @@ ThreadUsage thread_usage_now(std::int64_t now) {
   auto seconds = [](const timeval& tv) {
     return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
   };
-  return ThreadUsage{seconds(usage.ru_utime), seconds(usage.ru_stime),
-                     static_cast<double>(now) / 1e9};
+  return ThreadUsage{.user_s = seconds(usage.ru_utime), .sys_s = seconds(usage.ru_stime),
+                     .wall_s = static_cast<double>(now) / 1e9};
 }
 
 }  // namespace
@@ -185,6 +185,8 @@ void Recorder::finish(std::int64_t now) {
   usage_.user_s = usage.user_s - usage_at_start_.user_s;
   usage_.sys_s = usage.sys_s - usage_at_start_.sys_s;
   usage_.wall_s = static_cast<double>(now - measure_start_) / 1e9;
+  usage_.busy_s = std::max(0.0, usage_.wall_s - static_cast<double>(idle_ns_) / 1e9);
+  usage_.largest_burst = largest_burst_;
   closed_.store(used_intervals_, std::memory_order_release);
 }
 

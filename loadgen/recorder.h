@@ -10,6 +10,7 @@
 // Failures are counted by kind and never recorded as latencies. Time is split into
 // intervals for the time series; an interval's histogram, once closed, is immutable, which
 // is what lets the status line read it from another thread.
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -74,10 +75,23 @@ struct Interval {
   std::optional<Histogram> send_lag;
 };
 
+// What one generator thread spent over the measured window (drain included).
 struct ThreadUsage {
   double user_s = 0;
   double sys_s = 0;
   double wall_s = 0;
+  // The wall time it was not waiting for something to do: everything but sleeps and polls
+  // that found nothing (an open-loop thread polls instead of sleeping when its next send is
+  // near, which costs a whole core without being work). Wall time: preempted with work in
+  // hand counts as busy, so on a shared core it can pass user + sys. What --max-cpu judges.
+  double busy_s = 0;
+  // Open mode: the most paced messages sent back to back, with no idle wait between them:
+  // how many were ever due at once (after a stall, say; warm-up included). 0 in closed and
+  // connect modes.
+  std::uint64_t largest_burst = 0;
+
+  [[nodiscard]] double cpu_share() const { return wall_s > 0 ? (user_s + sys_s) / wall_s : 0.0; }
+  [[nodiscard]] double busy_share() const { return wall_s > 0 ? busy_s / wall_s : 0.0; }
 };
 
 class Recorder {
@@ -106,6 +120,14 @@ class Recorder {
   void count(Failure failure, std::int64_t when, std::uint64_t n = 1) noexcept;
   void note(Anomaly anomaly, std::uint64_t n = 1) noexcept {
     anomalies_[static_cast<int>(anomaly)] += n;
+  }
+  // The thread waited with nothing to do from `from` to `to`; only the part inside the
+  // measured window counts, the window the CPU time is taken over.
+  void add_idle(std::int64_t from, std::int64_t to) noexcept {
+    if (to > measure_start_) idle_ns_ += to - std::max(from, measure_start_);
+  }
+  void note_burst(std::uint64_t messages) noexcept {
+    largest_burst_ = std::max(largest_burst_, messages);
   }
 
   // The measured window: set when the clock starts (until then everything counts as
@@ -167,6 +189,8 @@ class Recorder {
   std::atomic<std::uint64_t> published_errors_{0};
   ThreadUsage usage_;
   ThreadUsage usage_at_start_;
+  std::int64_t idle_ns_ = 0;
+  std::uint64_t largest_burst_ = 0;
   bool started_ = false;
   bool interval_details_ = false;
 };

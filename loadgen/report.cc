@@ -166,14 +166,16 @@ void print_summary(std::ostream& out, const RunResult& r) {
   double user = 0;
   double sys = 0;
   double busiest = 0;
+  double busiest_busy = 0;
   for (const ThreadUsage& t : r.threads) {
     user += t.user_s;
     sys += t.sys_s;
-    if (t.wall_s > 0) busiest = std::max(busiest, (t.user_s + t.sys_s) / t.wall_s);
+    busiest = std::max(busiest, t.cpu_share());
+    busiest_busy = std::max(busiest_busy, t.busy_share());
   }
   std::snprintf(line, sizeof(line),
-                "  generator CPU: user %.2f s, sys %.2f s; busiest thread %.0f%% of a core\n",
-                user, sys, 100 * busiest);
+                "  generator CPU: user %.2f s, sys %.2f s; busiest thread %.0f%% of a core, busy %.0f%% of the time\n",
+                user, sys, 100 * busiest, 100 * busiest_busy);
   out << line;
   if (!r.generators.is_null()) {
     print_generators(out, r.generators);

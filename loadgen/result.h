@@ -74,7 +74,7 @@ struct RunResult {
 };
 
 // Re-derives `valid` and its reasons from the figures and the thresholds in `config`:
-// send lag p99 past max_send_lag, a generator thread's CPU share past max_cpu, an achieved
+// send lag p99 past max_send_lag, a generator thread's busy share past max_cpu, an achieved
 // send rate under 95 % of the asked one, an overflowing generator queue, or a run cut short
 // by the hard limit or a signal. Reasons already present (from merged parts) are kept.
 void assess_validity(RunResult& result);

@@ -40,7 +40,7 @@ std::string rank_range(int first, int last) {
 double busiest_thread_share(const RunResult& result) {
   double busiest = 0;
   for (const ThreadUsage& t : result.threads) {
-    if (t.wall_s > 0) busiest = std::max(busiest, (t.user_s + t.sys_s) / t.wall_s);
+    busiest = std::max(busiest, t.cpu_share());
   }
   return busiest;
 }

@@ -4,6 +4,9 @@
 // connection: the coordinated-omission difference.
 #include <gtest/gtest.h>
 
+#include <csignal>
+#include <thread>
+
 #include "tests/loadgen/faulty_echo_server.h"
 #include "tests/loadgen/loadgen_harness.h"
 
@@ -27,6 +30,30 @@ std::vector<std::string> flags(const FaultyEchoServer& server, std::vector<std::
                                    "--no-status"};
   args.insert(args.end(), extra.begin(), extra.end());
   return args;
+}
+
+// The generator itself stalls (SIGSTOP for 150 ms) in an open-loop run slow enough that it
+// sleeps between sends: the ~300 messages that fell due meanwhile go out back to back in the
+// wake-up after it (a bounded batch, a poll for echoes, the rest: no sleep between), and each
+// is still timed from its intended send time, so the stall shows in the corrected latency.
+TEST(LoadgenFaults, MessagesDueDuringAGeneratorStallGoOutInOneWakeUp) {
+  TempDir dir("loadgen-faults");
+  EchoServerProcess server = start_echolab_server("epoll", "tcp", "framed", "127.0.0.1:0");
+  LoadgenRun run(dir, {"--target", server.ready().address, "--mode", "open", "--rate", "2000",
+                       "--connections", "16", "--warmup", "0", "--duration", "1.5s", "--timeout", "1s",
+                       "--quiet", "--no-status"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_TRUE(run.send_signal(SIGSTOP));
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  ASSERT_TRUE(run.send_signal(SIGCONT));
+  const LoadgenOutcome outcome = run.finish();
+  ASSERT_FALSE(outcome.json.is_null()) << outcome.describe();
+  const nlohmann::json& thread = outcome.json.at("generator").at("threads").at(0);
+  EXPECT_GE(thread.at("largest_burst_msgs").get<std::uint64_t>(), 250u) << thread.dump();
+  EXPECT_GE(outcome.json.at("latency").at("send_lag").at("max_us").get<double>(), 140'000.0);
+  EXPECT_GE(corrected(outcome, "max_us"), 140'000.0);
+  EXPECT_EQ(errors(outcome, "total"), 0u) << outcome.json["errors"].dump();
+  EXPECT_EQ(outcome.json.at("messages").at("sent"), outcome.json.at("messages").at("received"));
 }
 
 TEST(LoadgenFaults, FlippedByteIsCountedNotTimed) {

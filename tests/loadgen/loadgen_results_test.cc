@@ -54,6 +54,27 @@ TEST_F(LoadgenResults, RealOutputOfEveryModeMatchesTheSchema) {
   }
 }
 
+// Sends 25 µs apart are polled for, not slept for: the thread holds its core whatever it
+// does. Its busy time is recorded beside its CPU time, and --max-cpu judges the busy time
+// alone (judged by CPU time, this run would be invalid on any quiet machine).
+TEST_F(LoadgenResults, OpenLoopRecordsBusyBesideCpuAndMaxCpuJudgesBusy) {
+  EchoServerProcess tcp = start_echolab_server("epoll", "tcp", "framed", "127.0.0.1:0");
+  const LoadgenOutcome run = run_loadgen(
+      dir_, concat({"--target", tcp.ready().address, "--mode", "open", "--rate", "40000", "-c", "4"},
+                   quick_flags("0.3s")));
+  ASSERT_FALSE(run.json.is_null()) << run.describe();
+  expect_valid(run.json);
+  const nlohmann::json& thread = run.json.at("generator").at("threads").at(0);
+  EXPECT_LE(thread.at("busy_s").get<double>(), thread.at("wall_s").get<double>());
+  EXPECT_GT(thread.at("largest_burst_msgs").get<std::uint64_t>(), 0u);
+  bool judged_busy = false;
+  for (const auto& reason : run.json.at("invalid_reasons")) {
+    judged_busy |= reason.get<std::string>().find("generator thread 0 was busy") != std::string::npos;
+  }
+  EXPECT_EQ(judged_busy, thread.at("busy_share").get<double>() > 0.9) << run.json.at("invalid_reasons").dump()
+                                                                       << " " << thread.dump();
+}
+
 // The real validator too, where Debian's python3-jsonschema is installed.
 TEST_F(LoadgenResults, Python3JsonschemaAgrees) {
   const std::string python = "/usr/bin/python3";

@@ -261,10 +261,30 @@ RunResult sample_result(double start_unix_s, std::uint64_t scale) {
   interval.messages = r.received;
   interval.latency.record(5000);
   r.intervals.push_back(std::move(interval));
-  r.threads.push_back(ThreadUsage{0.1, 0.2, 1.0});
+  r.threads.push_back(ThreadUsage{.user_s = 0.1, .sys_s = 0.2, .wall_s = 1.0, .busy_s = 0.25, .largest_burst = 3});
   r.syscalls["send"] = 1000 * scale;
   assess_validity(r);
   return r;
+}
+
+// Idle time counts only inside the measured window (the window the CPU time is taken
+// over); busy is the rest of that window.
+TEST(LoadgenRecorder, IdleTimeInsideTheWindowIsNotBusy) {
+  const std::int64_t start = 10'000'000'000;
+  const std::int64_t ms = 1'000'000;
+  Recorder recorder(INT64_MAX, 1000 * ms, 4);
+  recorder.add_idle(0, start);  // set-up, before the clock starts
+  recorder.set_measure_start(start);
+  recorder.add_idle(start - 500 * ms, start + 200 * ms);  // only its last 200 ms count
+  recorder.advance(start);
+  recorder.add_idle(start + 500 * ms, start + 600 * ms);
+  recorder.note_burst(7);
+  recorder.note_burst(3);
+  recorder.finish(start + 1000 * ms);
+  EXPECT_DOUBLE_EQ(recorder.usage().wall_s, 1.0);
+  EXPECT_NEAR(recorder.usage().busy_s, 0.7, 1e-9);
+  EXPECT_NEAR(recorder.usage().busy_share(), 0.7, 1e-9);
+  EXPECT_EQ(recorder.usage().largest_burst, 7u);
 }
 
 TEST(LoadgenResult, JsonRoundTripIsLossless) {
@@ -281,11 +301,47 @@ TEST(LoadgenResult, ValidityNamesItsReasons) {
   EXPECT_TRUE(r.valid) << ::testing::PrintToString(r.invalid_reasons);
   r.send_lag.record(50'000'000);
   for (int i = 0; i < 100; ++i) r.send_lag.record(50'000'000);
-  r.threads.push_back(ThreadUsage{0.9, 0.09, 1.0});
+  r.threads.push_back(ThreadUsage{.user_s = 0.9, .sys_s = 0.09, .wall_s = 1.0, .busy_s = 0.95});
   r.sent_msgs_per_s = 500;
   assess_validity(r);
   EXPECT_FALSE(r.valid);
   EXPECT_EQ(r.invalid_reasons.size(), 3u) << ::testing::PrintToString(r.invalid_reasons);
+}
+
+// --max-cpu judges the time a thread was busy, not the core it held: a thread that polled
+// for its next send at 99 % CPU while busy 40 % of the time could have done more.
+TEST(LoadgenResult, MaxCpuJudgesBusyTimeNotCpuTime) {
+  RunResult r = sample_result(100.0, 1);
+  r.threads = {ThreadUsage{.user_s = 0.5, .sys_s = 0.49, .wall_s = 1.0, .busy_s = 0.4}};
+  assess_validity(r);
+  EXPECT_TRUE(r.valid) << ::testing::PrintToString(r.invalid_reasons);
+  r.threads.push_back(ThreadUsage{.user_s = 0.3, .sys_s = 0.3, .wall_s = 1.0, .busy_s = 0.95});
+  assess_validity(r);
+  ASSERT_EQ(r.invalid_reasons.size(), 1u) << ::testing::PrintToString(r.invalid_reasons);
+  EXPECT_EQ(r.invalid_reasons[0], "generator thread 1 was busy 95% of the time (CPU 60% of a core), over --max-cpu 90%");
+
+  const nlohmann::json written = to_json(r);
+  const nlohmann::json& thread = written.at("generator").at("threads").at(1);
+  EXPECT_DOUBLE_EQ(thread.at("busy_s").get<double>(), 0.95);
+  EXPECT_DOUBLE_EQ(thread.at("busy_share").get<double>(), 0.95);
+  EXPECT_DOUBLE_EQ(thread.at("cpu_share").get<double>(), 0.6);
+  EXPECT_EQ(written.at("generator").at("threads").at(0).at("busy_share").get<double>(), 0.4);
+}
+
+// A result written before busy time was kept reads back judged by its CPU time, as it was
+// then; a busy time past the wall time is refused (its share would be past 1).
+TEST(LoadgenResult, ResultsWithoutBusyTimeReadBackWithTheirCpuTime) {
+  nlohmann::json old = to_json(sample_result(100.0, 1));
+  nlohmann::json& thread = old["generator"]["threads"][0];
+  thread.erase("busy_s");
+  thread.erase("busy_share");
+  thread.erase("largest_burst_msgs");
+  const RunResult back = result_from_json(old);
+  ASSERT_EQ(back.threads.size(), 1u);
+  EXPECT_DOUBLE_EQ(back.threads[0].busy_s, 0.1 + 0.2);
+  EXPECT_EQ(back.threads[0].largest_burst, 0u);
+  thread["busy_s"] = 2.0;
+  EXPECT_THROW((void)result_from_json(old), std::invalid_argument);
 }
 
 TEST(LoadgenMerge, CountsAddAndHistogramsMergeExactly) {

@@ -40,6 +40,8 @@ class LoadgenRun {
   // Waits for the exit and reads the result; throws std::runtime_error if the process
   // outlives `deadline`, or its result is not JSON.
   [[nodiscard]] LoadgenOutcome finish(milliseconds deadline = kLoadgenDeadline);
+  // SIGSTOP and SIGCONT, say: a generator that stalls. False once it has been reaped.
+  bool send_signal(int signal) { return process_.send_signal(signal); }
 
  private:
   std::string json_path_;
