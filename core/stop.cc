@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <ctime>
 
+#include "core/clock.h"
 #include "core/error.h"
 
 namespace echolab {
@@ -25,12 +26,6 @@ int g_stand_in = -1;
 std::atomic<int> g_stop_signal{0};
 // CLOCK_MONOTONIC nanoseconds of the first stop request; 0 while none.
 std::atomic<std::int64_t> g_stop_time_ns{0};
-
-std::int64_t monotonic_ns() {
-  timespec now{};
-  ::clock_gettime(CLOCK_MONOTONIC, &now);  // async-signal-safe
-  return static_cast<std::int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
-}
 
 static_assert(std::atomic<bool>::is_always_lock_free && std::atomic<int>::is_always_lock_free,
               "used from a signal handler");

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdint>
 
+#include "core/clock.h"
 #include "core/duration.h"
 #include "core/error.h"
 #include "core/stop.h"
@@ -32,12 +33,6 @@ std::uint64_t spin(std::uint64_t iterations) {
 
 // The longest a sleep goes without checking whether a stop cut the work off.
 constexpr std::chrono::nanoseconds kSleepSlice = std::chrono::milliseconds(20);
-
-std::int64_t monotonic_ns() {
-  timespec now{};
-  ::clock_gettime(CLOCK_MONOTONIC, &now);
-  return static_cast<std::int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
-}
 
 std::int64_t thread_cpu_ns() {
   timespec now{};

@@ -9,6 +9,7 @@
 #include <span>
 
 #include "core/address.h"
+#include "core/clock.h"
 #include "core/stats.h"
 #include "loadgen/config.h"
 #include "loadgen/message.h"

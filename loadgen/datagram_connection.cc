@@ -158,6 +158,10 @@ void DatagramConnection::on_events(std::uint32_t, std::int64_t now) {
                               now);
       break;
     }
+    // Stamped when read, not when the wait returned: a datagram that came in while this
+    // batch (or another connection's events) was being handled would be timed from before
+    // it arrived, and a stretch without the CPU would make its echo look faster than the wire.
+    now = monotonic_ns();
     on_datagram(std::span<const std::byte>(rx_.data(), std::min(result.bytes, rx_.size())),
                 result.truncated, now);
   }

@@ -86,12 +86,6 @@ std::string_view to_string(StopReason reason) {
   return "?";
 }
 
-std::int64_t monotonic_ns() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
 EventLoop::EventLoop(const LoadConfig& config, const ThreadPlan& plan, const SocketAddress& target,
                      const PayloadPool& pool, std::span<const SocketAddress> sources)
     : config_(config),

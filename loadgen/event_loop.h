@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/address.h"
+#include "core/clock.h"
 #include "core/fd.h"
 #include "core/stats.h"
 #include "loadgen/config.h"
@@ -41,8 +42,6 @@ struct ThreadPlan {
 
 enum class StopReason { duration, messages, time_limit, interrupted };
 [[nodiscard]] std::string_view to_string(StopReason reason);
-
-[[nodiscard]] std::int64_t monotonic_ns();
 
 class EventLoop final : public TicketSource {
  public:

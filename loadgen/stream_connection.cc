@@ -267,7 +267,7 @@ void StreamConnection::receive(std::int64_t now) {
   }
 }
 
-void StreamConnection::receive_framed(std::int64_t now) {
+void StreamConnection::receive_framed(std::int64_t& now) {
   if (rx_start_ == rx_end_) {
     rx_start_ = rx_end_ = 0;
   } else if (rx_.size() - rx_end_ < max_wire_) {
@@ -290,6 +290,11 @@ void StreamConnection::receive_framed(std::int64_t now) {
     }
     return;
   }
+  // Stamped when read, not when the wait returned: bytes that came in while other
+  // connections' events were being handled would be timed from before they arrived, and a
+  // stretch without the CPU would make their echo look faster than the wire. The sends this
+  // read sets off are stamped from here too.
+  now = monotonic_ns();
   const std::size_t scan_from = rx_end_;
   rx_end_ += result.bytes;
   const std::uint32_t generation = generation_;
@@ -309,7 +314,7 @@ void StreamConnection::receive_framed(std::int64_t now) {
   }
 }
 
-void StreamConnection::receive_raw(std::int64_t now) {
+void StreamConnection::receive_raw(std::int64_t& now) {
   const IoResult result = receive_some(fd_.get(), std::span<std::byte>(rx_), context_.syscalls);
   if (result.status != IoStatus::ok) {
     if (result.status == IoStatus::would_block) return;
@@ -321,6 +326,7 @@ void StreamConnection::receive_raw(std::int64_t now) {
     }
     return;
   }
+  now = monotonic_ns();  // see receive_framed()
   const std::uint32_t generation = generation_;
   std::size_t pos = 0;
   while (pos < result.bytes && generation == generation_) {

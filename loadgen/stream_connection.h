@@ -57,8 +57,9 @@ class StreamConnection final : public Connection {
   bool enqueue(std::int64_t intended);
   void flush(std::int64_t now);
   void receive(std::int64_t now);
-  void receive_framed(std::int64_t now);
-  void receive_raw(std::int64_t now);
+  // `now`: in, when the wait returned; out, when the bytes were read.
+  void receive_framed(std::int64_t& now);
+  void receive_raw(std::int64_t& now);
   void handle_frame(std::span<const std::byte> frame, std::int64_t now);
   void complete_front(std::int64_t now);
   void on_timeout(std::int64_t now);
