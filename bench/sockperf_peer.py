@@ -21,7 +21,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,26 +37,6 @@ from runner.comparison import KeptServer, context, write_result  # noqa: E402
 
 READY_TIMEOUT_S = 10
 SIDES = ("echolab", "sockperf")
-
-
-def free_port():
-    """A TCP port free right now on loopback (sockperf's server prints no port of its own)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_listener(port, process, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise CellFailure(f"sockperf server exited with status {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise CellFailure(f"sockperf server not listening on port {port} after {timeout} s")
 
 
 class Server(KeptServer):
@@ -80,7 +59,7 @@ class Server(KeptServer):
             target = read_ready_line(self.process, READY_TIMEOUT_S)  # kills it and raises if not ready
             self.port = int(target.rsplit(":", 1)[1])
             return
-        self.port = free_port()
+        self.port = sockperf.free_port()
         feed = os.path.join(self.workdir, "server.feed")
         with open(feed, "w") as out:
             out.write(f"T:127.0.0.1:{self.port}\n")
@@ -88,7 +67,10 @@ class Server(KeptServer):
         self.process = start_server(pinned(command, self.args.server_cpu), stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)
         try:
-            wait_for_listener(self.port, self.process, READY_TIMEOUT_S)
+            if not sockperf.wait_for_listener(self.port, self.process, READY_TIMEOUT_S):
+                if self.process.poll() is not None:
+                    raise CellFailure(f"sockperf server exited with status {self.process.returncode}")
+                raise CellFailure(f"sockperf server not listening on port {self.port} after {READY_TIMEOUT_S} s")
         except CellFailure:
             kill_group(self.process)
             raise

@@ -10,7 +10,6 @@ import shlex
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -316,23 +315,6 @@ def _run_echolab_cell(cell, binaries, cpus, workdir, hosts):
         kill_group(server)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_port(port, process, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise CellFailure("sockperf server did not start")
-
-
 def _sockperf_seconds(cell):
     return max(1, int(round(cell["duration_s"])))  # sockperf's -t takes whole seconds
 
@@ -361,14 +343,15 @@ def _run_sockperf_client(command, cell, cpus):
 def run_sockperf_cell(cell, cpus, workdir):
     if not shutil.which("sockperf"):
         raise CellFailure("sockperf is not installed")
-    port = _free_port()
+    port = sockperf_mod.free_port()
     proto = "--tcp" if cell["transport"] == "tcp" else ""
     server_cmd = _pinned(["sockperf", "server", "-i", "127.0.0.1", "-p", str(port)]
                          + ([proto] if proto else []), cpus["server"])
     server = start_server(server_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         if proto:
-            _wait_port(port, server, READY_TIMEOUT_S)
+            if not sockperf_mod.wait_for_listener(port, server, READY_TIMEOUT_S):
+                raise CellFailure("sockperf server did not start")
         else:
             time.sleep(0.3)
         command = sockperf_mod.ping_pong_command("sockperf", cell["transport"], port, 1, _sockperf_seconds(cell),

@@ -4,6 +4,8 @@ bench/sockperf_peer.py. Its command line, for one socket or several multiplexed 
 through a feed file, and its summary parsed."""
 import os
 import re
+import socket
+import time
 
 # sockperf's own header: a message is never shorter (README, "sockperf"); and the largest
 # message its -m takes.
@@ -14,6 +16,27 @@ PERCENTILE = re.compile(r"percentile\s+([\d.]+)\s*=\s*([\d.]+)")
 VALID_DURATION = re.compile(r"\[Valid Duration\] RunTime=([\d.]+) sec; SentMessages=(\d+); ReceivedMessages=(\d+)")
 TOTAL_RUN = re.compile(r"\[Total Run\].*SentMessages=(\d+); ReceivedMessages=(\d+)")
 COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def free_port():
+    """A TCP port free right now on loopback: sockperf's server prints no port of its own, so
+    it is handed one."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_listener(port, process, timeout):
+    """True once something accepts on 127.0.0.1:port; False if `process` exits or `timeout`
+    seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
 
 
 def ping_pong_command(sockperf, transport, port, sockets, seconds, size, workdir, full_rtt=False):

@@ -44,9 +44,9 @@ void reap_if_adopted(const ProcStat& recorded, std::chrono::milliseconds timeout
 [[nodiscard]] int count_open_fds(pid_t pid);
 
 // The descriptor count of a process that has finished setting itself up: every thread
-// asleep (blocked, say, in accept) with the same count on two reads 20 ms apart, or whatever it is when
-// `timeout` passes. A pool worker counted while it is still opening its own descriptors
-// would otherwise look as if it leaked one later.
+// asleep (blocked, say, in accept) with the same count on two reads 20 ms apart, or
+// whatever it is when `timeout` passes. A pool worker counted while it is still opening its
+// own descriptors would otherwise look as if it leaked one later.
 [[nodiscard]] int settled_fd_count(pid_t pid, std::chrono::milliseconds timeout);
 
 // Polls until count_open_fds(pid) == expected or `timeout` passes; returns the last count.
