@@ -13,15 +13,15 @@ Target: >= 1.0.
 Standard library only (Debian's /usr/bin/python3).
 """
 import argparse
-import datetime
 import json
 import os
-import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
+import time
+
+from runner.comparison import context, write_result
 
 
 # Server and clients on different CPUs, as every echolab benchmark runs them, so that the
@@ -95,28 +95,6 @@ def bare(build_dir, target, connections, size, warmup, duration):
     return result["msgs_per_s"]
 
 
-def git_commit(source_dir):
-    try:
-        return subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=source_dir, capture_output=True,
-                              text=True, timeout=10).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def host_context(source_dir, build_dir):
-    return {"date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "host_name": socket.gethostname(), "kernel": platform.release(),
-            "num_cpus": os.cpu_count(), "git_commit": git_commit(source_dir),
-            "build_dir": os.path.abspath(build_dir)}
-
-
-def write_result(path, result):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as out:
-        json.dump(result, out, indent=1)
-        out.write("\n")
-
-
 def main():
     source_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -129,6 +107,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=5, help="runs of each client per connection count")
     parser.add_argument("--out", default=os.path.join(source_dir, "results", "loadgen-overhead.json"))
     args = parser.parse_args()
+    started = time.monotonic()
 
     server, target = start_server(args.build_dir, args.engine)
     rows = []
@@ -161,7 +140,7 @@ def main():
         "benchmark": "loadgen_overhead",
         "description": "median msgs/s of echolab-loadgen (1 thread, closed, raw, verified) over "
                        "echolab-bare-client against the same raw-mode echolab-server; target ratio >= 1.0",
-        "context": host_context(source_dir, args.build_dir),
+        "context": context(args.build_dir, started),
         "config": {"engine": args.engine, "size_bytes": args.size, "warmup_s": args.warmup,
                    "duration_s": args.duration, "rounds": args.rounds,
                    "server_cpu": SERVER_CPU, "client_cpu": CLIENT_CPU},

@@ -24,9 +24,10 @@ import math
 import os
 import statistics
 import sys
+import time
 
-from loadgen_overhead import (CLIENT_CPU, SERVER_CPU, bare, host_context, loadgen_result, start_listener,
-                              stop_server, write_result)
+from loadgen_overhead import CLIENT_CPU, SERVER_CPU, bare, loadgen_result, start_listener, stop_server
+from runner.comparison import context, write_result
 
 TARGET_PER_THREAD = 100_000
 TARGET_RATIO = 0.8
@@ -174,6 +175,7 @@ def main():
     parser.add_argument("--max-cpu", type=float, default=0.9, help="busy share past which a thread is invalid")
     parser.add_argument("--out", default=os.path.join(source_dir, "results", "open-loop-pacing.json"))
     args = parser.parse_args()
+    started = time.monotonic()
     if args.repeats < 1 or args.factor <= 1 or args.bisect_steps < 0 or not 0 < args.min_rate <= args.start_rate <= args.max_rate:
         parser.error("--repeats >= 1, --factor > 1, --bisect-steps >= 0 and 0 < --min-rate <= --start-rate <= --max-rate")
     thread_counts = [int(t) for t in args.threads.split(",")]
@@ -205,7 +207,7 @@ def main():
         "description": "largest valid open-loop rate per echolab-loadgen thread against twin-epoll (raw), "
                        "beside echolab-bare-client closed loop on the same server and connections; target "
                        f">= {TARGET_PER_THREAD} msgs/s per thread and >= {TARGET_RATIO} x the bare client",
-        "context": host_context(source_dir, args.build_dir),
+        "context": context(args.build_dir, started),
         "config": {"server": "twin-epoll", "connections": args.connections, "size_bytes": args.size,
                    "warmup_s": args.warmup, "duration_s": args.duration, "repeats": args.repeats,
                    "start_rate": args.start_rate, "min_rate": args.min_rate, "max_rate": args.max_rate, "factor": args.factor,

@@ -193,7 +193,7 @@ def load_result_set(directory):
     side_info = manifest.get("sides") or {}
     for name, side in sides.items():
         if not side.host:
-            side.note_host({"cpu_model": environment.get("cpu_model"), "num_cpus": environment.get("cores"),
+            side.note_host({"cpu_model": environment.get("cpu_model"), "num_cpus": environment.get("num_cpus"),
                             "kernel": environment.get("kernel")})
         info = side_info.get(name) or {}
         side.info = {"source": directory, "run_id": manifest.get("run_id"), "side": name or None,

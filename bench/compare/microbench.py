@@ -136,7 +136,7 @@ def compare(base, cand, settings, threshold, sources, context, notes):
     settings_json = settings.to_json()
     settings_json["thresholds"] = {"cpu_time": threshold}
     settings_json["gate"] = ["cpu_time"]
-    host = {"num_cpus": context.get("num_cpus"), "cpu_model": context.get("host_name")}
+    host = {"num_cpus": context.get("num_cpus"), "host_name": context.get("host_name")}
     return {"schema": "echolab.compare-result/1", "verdict": verdict, "exit_code": code, "summary": summary,
             "baseline": sources[0], "candidate": sources[1], "aa": None,
             "host": {k: v for k, v in host.items() if v is not None}, "settings": settings_json, "cells": cells,

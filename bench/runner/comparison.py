@@ -10,7 +10,8 @@ import sys
 import time
 
 from runner.cell import kill_group
-from runner.main import environment, git_commit
+from runner.host import host_context
+from runner.main import git_commit
 
 STOP_TIMEOUT_S = 5
 
@@ -53,7 +54,7 @@ class KeptServer:
 
 def context(build_dir, started, **extra):
     """Where, when, from what and how loaded the comparison ran."""
-    return {**environment(), "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    return {**host_context(), "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "git_commit": git_commit(), "build_dir": os.path.abspath(build_dir), "command": sys.argv, **extra,
             "load_avg": list(os.getloadavg()), "elapsed_s": round(time.monotonic() - started, 1)}
 

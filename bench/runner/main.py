@@ -2,7 +2,6 @@
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -11,6 +10,7 @@ import time
 
 from . import callgrind as callgrind_mod
 from . import engines as engines_mod
+from . import host as host_mod
 from . import cell as cells_mod
 from . import knee as knee_mod
 from . import sides as sides_mod
@@ -99,27 +99,6 @@ def binaries_in(build_dir):
     loadgen_mpi = os.path.join(os.path.dirname(found["loadgen"]), "echolab-loadgen-mpi")
     return dict(found, loadgen_mpi=loadgen_mpi if os.access(loadgen_mpi, os.X_OK) else None,
                 mpirun=shutil.which("mpirun"))
-
-
-def environment():
-    cpu_model = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu_model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    mem_kb = 0
-    try:
-        with open("/proc/meminfo") as f:
-            mem_kb = int(f.readline().split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return {"hostname": platform.node(), "kernel": platform.release(), "machine": platform.machine(),
-            "cpu_model": cpu_model, "cores": os.cpu_count(), "memory_bytes": mem_kb * 1024,
-            "python": platform.python_version()}
 
 
 def git_commit():
@@ -215,7 +194,7 @@ def main(argv=None):
     os.makedirs(os.path.join(out_dir, "cells"), exist_ok=True)
     manifest = {"schema": "echolab.bench-manifest/1", "run_id": run_id, "spec_name": spec["name"], "spec": spec,
                 "repetitions": repetitions, "duration_override_s": args.duration, "cpus": cpus,
-                "environment": environment(), "git_commit": git_commit(),
+                "environment": host_mod.host_context(), "git_commit": git_commit(),
                 "build": build_info(binaries or per_side["A"]),
                 "start_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "engines": engine_table,
                 "limits": {"nofile": dict(zip(("soft", "hard"), map(cells_mod.limit_value,

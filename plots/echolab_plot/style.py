@@ -144,8 +144,8 @@ def human(value):
 def footer_text(results):
     env = results.environment
     machine = env.get("cpu_model") or env.get("machine") or "unknown CPU"
-    cores = f"{env['cores']} cores" if env.get("cores") else ""
-    kernel = f"Linux {env['kernel']}" if env.get("kernel") else ""
+    cores = f"{env['num_cpus']} cores" if env.get("num_cpus") else ""
+    kernel = env.get("kernel") or ""
     date = (results.manifest.get("start_utc") or "")[:10]
     commit = results.manifest.get("git_commit")
     parts = [p for p in (machine, cores, kernel, date, f"run {results.run_id}",

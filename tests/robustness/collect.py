@@ -21,9 +21,6 @@ or did not run. Python 3 standard library only.
 import argparse
 import datetime
 import json
-import os
-import platform
-import socket
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
@@ -32,6 +29,8 @@ from pathlib import Path
 SCHEMA = "echolab/robustness"
 SCHEMA_VERSION = 1
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "bench"))
+from runner.host import host_context  # noqa: E402
 
 # Summary figures and the keys the tests write them under (first present wins). Both
 # parts name the same thing slightly differently in places; this is the one mapping.
@@ -145,29 +144,6 @@ def git_commit():
         return "unknown", None
 
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def machine():
-    uname = platform.uname()
-    return {
-        "host_name": socket.gethostname(),
-        "kernel": f"{uname.system} {uname.release}",
-        "arch": uname.machine,
-        "num_cpus": os.cpu_count(),
-        "cpu_model": cpu_model(),
-        "python": platform.python_version(),
-    }
-
-
 def test_of(result):
     """The test a case belongs to: its "test" key, else the case name minus "_<engine>"."""
     if isinstance(result.get("test"), str):
@@ -228,7 +204,7 @@ def merge(directory, junit=None):
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
         "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": machine(),
+        "machine": host_context(),
         "git_commit": commit,
         "git_dirty": dirty,
         "source_dir": str(Path(directory).resolve()),
