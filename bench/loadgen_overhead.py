@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 
+from runner.cell import nofile_for
 from runner.comparison import context, write_result
 
 
@@ -100,7 +101,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build-dir", required=True)
     parser.add_argument("--engine", default="thread", help="echolab-server engine (raw mode)")
-    parser.add_argument("--connections", default="1,16,64,256")
+    parser.add_argument("--connections", default="1,16,64,256,1000")
     parser.add_argument("--size", type=int, default=64, help="bytes per message")
     parser.add_argument("--warmup", type=float, default=0.5, help="seconds")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per run")
@@ -109,10 +110,33 @@ def main():
     args = parser.parse_args()
     started = time.monotonic()
 
+    connection_counts = [int(c) for c in args.connections.split(",")]
+    limits = {}
+    with nofile_for({"connections": max(connection_counts)}, limits):
+        rows = measure(args, connection_counts)
+
+    result = {
+        "benchmark": "loadgen_overhead",
+        "description": "median msgs/s of echolab-loadgen (1 thread, closed, raw, verified) over "
+                       "echolab-bare-client against the same raw-mode echolab-server; target ratio >= 1.0",
+        "context": context(args.build_dir, started, nofile=limits["nofile"]),
+        "config": {"engine": args.engine, "size_bytes": args.size, "warmup_s": args.warmup,
+                   "duration_s": args.duration, "rounds": args.rounds,
+                   "server_cpu": SERVER_CPU, "client_cpu": CLIENT_CPU},
+        "results": rows,
+        "min_ratio": min(row["ratio"] for row in rows),
+    }
+    write_result(args.out, result)
+    print(f"minimum ratio {result['min_ratio']:.3f} -> {args.out}")
+
+
+def measure(args, connection_counts):
+    """Both clients, interleaved, `args.rounds` times per connection count, against one
+    server kept for the whole run."""
     server, target = start_server(args.build_dir, args.engine)
     rows = []
     try:
-        for connections in [int(c) for c in args.connections.split(",")]:
+        for connections in connection_counts:
             loadgen_rates, bare_rates, loadgen_cpu = [], [], []
             for round_index in range(args.rounds):
                 order = ("loadgen", "bare") if round_index % 2 == 0 else ("bare", "loadgen")
@@ -135,20 +159,7 @@ def main():
                   f"bare {statistics.median(bare_rates):12,.0f} msgs/s, ratio {ratio:.3f}", flush=True)
     finally:
         stop_server(server)
-
-    result = {
-        "benchmark": "loadgen_overhead",
-        "description": "median msgs/s of echolab-loadgen (1 thread, closed, raw, verified) over "
-                       "echolab-bare-client against the same raw-mode echolab-server; target ratio >= 1.0",
-        "context": context(args.build_dir, started),
-        "config": {"engine": args.engine, "size_bytes": args.size, "warmup_s": args.warmup,
-                   "duration_s": args.duration, "rounds": args.rounds,
-                   "server_cpu": SERVER_CPU, "client_cpu": CLIENT_CPU},
-        "results": rows,
-        "min_ratio": min(row["ratio"] for row in rows),
-    }
-    write_result(args.out, result)
-    print(f"minimum ratio {result['min_ratio']:.3f} -> {args.out}")
+    return rows
 
 
 if __name__ == "__main__":
