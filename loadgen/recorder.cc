@@ -95,6 +95,9 @@ void Recorder::record_send(std::int64_t intended, std::int64_t sent, std::size_t
   if (intended < measure_start_) {
     return;
   }
+  // A paced batch that began before the clock started (or before a boundary) also sends the
+  // messages that fell due while it ran: their interval may not be open yet.
+  advance(sent);
   if (scheduled) {
     send_lag_.record(sent - intended);
     if (current_ != nullptr && current_->send_lag) {

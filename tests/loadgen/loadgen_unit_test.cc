@@ -239,6 +239,24 @@ TEST(LoadgenRecorder, WarmupIsExcludedAndIntervalsSplitTheWindow) {
   EXPECT_EQ(recorder.interval(2).length_ns, second);
 }
 
+// The interval log must hold every send-lag sample the totals hold: a send recorded before
+// anything else in the measured window (or past a boundary) opens its own interval.
+TEST(LoadgenRecorder, EverySendIsInTheIntervalOfItsSendTime) {
+  const std::int64_t start = 10'000'000'000;
+  const std::int64_t second = 1'000'000'000;
+  Recorder recorder(INT64_MAX, second, 10, /*interval_details=*/true);
+  recorder.set_measure_start(start, start + 2 * second);
+  recorder.record_send(start, start + 40, 64, /*scheduled=*/true);  // no advance() before it
+  recorder.record_send(start + second, start + second + 7, 64, /*scheduled=*/true);
+  recorder.finish(start + 2 * second);
+  EXPECT_EQ(recorder.send_lag().count(), 2u);
+  ASSERT_EQ(recorder.interval_count(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    ASSERT_TRUE(recorder.interval(i).send_lag.has_value());
+    EXPECT_EQ(recorder.interval(i).send_lag->count(), 1u) << "interval " << i;
+  }
+}
+
 RunResult sample_result(double start_unix_s, std::uint64_t scale) {
   RunResult r;
   r.config = to_json(parse({"--mode", "open", "--rate", "1000"}));
