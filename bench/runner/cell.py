@@ -44,14 +44,37 @@ def start_server(command, **kwargs):
 
 
 def kill_group(process):
-    """SIGKILL to the server's whole process group, then reaps the server. Safe on every exit
-    path (failure, timeout, exception, KeyboardInterrupt), and when the group is gone."""
+    """SIGKILL to the whole session start_server() gave the process (its group, and any group
+    a member made of its own), then reaps it. Safe on every exit path (failure, timeout,
+    exception, KeyboardInterrupt), and when the session is gone."""
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+    for _ in range(3):  # again, for what a member forked while it was being killed
+        members = procfs.session_members(process.pid)
+        if not members:
+            break
+        for pid in members:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
     if process.poll() is None:
         process.wait()
+
+
+def run_group(command, timeout, **kwargs):
+    """subprocess.run for a command that starts processes of its own (mpirun and its ranks):
+    in its own process group, all of which is killed when it outlives `timeout`. Killing only
+    the direct child would leave the ranks running on, orphaned, into the next cell."""
+    process = start_server(command, **kwargs)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except BaseException:
+        kill_group(process)
+        raise
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def _pinned(command, cpus):
@@ -292,9 +315,8 @@ def _run_echolab_cell(cell, binaries, cpus, workdir, hosts):
         target = read_ready_line(server, READY_TIMEOUT_S)
         budget = cell["warmup_s"] + cell["duration_s"] + cell["timeout_s"] + 30
         with procfs.TreeSampler(server.pid) as sampler:
-            load = subprocess.run(_pinned(load_command(binaries, cell, target, loadgen_path, hosts), cpus["client"]),
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                  timeout=budget)
+            load = run_group(_pinned(load_command(binaries, cell, target, loadgen_path, hosts), cpus["client"]),
+                             budget, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         tree = procfs.process_tree(server.pid)
         seconds_to_exit = stop_server(server)
         exit_info = {"status": server.returncode, "seconds_to_exit": seconds_to_exit,

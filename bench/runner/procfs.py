@@ -34,6 +34,19 @@ def children_map():
     return parents
 
 
+def session_members(session):
+    """Every live process of session `session` (a session leader's PID), however its
+    members regrouped themselves: mpirun, for one, puts each rank in a process group of its
+    own."""
+    members = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            fields = _stat_fields(int(name))
+            if fields and fields[0] != "Z" and int(fields[3]) == session:
+                members.append(int(name))
+    return members
+
+
 def process_tree(root):
     parents = children_map()
     tree, todo = [], [root]

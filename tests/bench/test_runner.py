@@ -3,8 +3,10 @@ whose server cannot start recorded as failed while the run goes on."""
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -148,6 +150,40 @@ def unlimited_stream_engine():
                 and row["descriptors_below"] is None and row["cap_option"] is None):
             return row["name"]
     raise unittest.SkipTest("no uncapped multiplexed stream engine in the registry")
+
+
+class LoadTimeout(unittest.TestCase):
+    """A load that outlives its budget goes with everything it started: mpirun's ranks, killed
+    with mpirun alone, would run on orphaned into the next cell."""
+
+    def test_everything_it_started_is_killed(self):
+        with tempfile.TemporaryDirectory() as scratch:
+            pid_file = os.path.join(scratch, "grandchild.pid")
+            # The child in a process group of its own, as mpirun puts each rank.
+            command = [sys.executable, "-c", "import subprocess, sys\n"
+                       "child = subprocess.Popen(['sleep', '60'], process_group=0)\n"
+                       "open(sys.argv[1], 'w').write(str(child.pid))\n"
+                       "child.wait()\n", pid_file]
+            with self.assertRaises(subprocess.TimeoutExpired):
+                cell_mod.run_group(command, 1.0, stdout=subprocess.DEVNULL)
+            with open(pid_file) as f:
+                grandchild = int(f.read())
+            deadline = time.monotonic() + 5
+            state = None
+            while time.monotonic() < deadline:
+                try:
+                    with open(f"/proc/{grandchild}/stat") as f:
+                        state = f.read().rsplit(")", 1)[1].split()[0]
+                except FileNotFoundError:
+                    state = None
+                if state in (None, "Z"):  # gone, or killed and waiting for init to reap it
+                    break
+                time.sleep(0.05)
+            self.assertIn(state, (None, "Z"), "the load's child outlived it")
+
+    def test_a_load_within_its_budget_returns_its_status_and_output(self):
+        done = cell_mod.run_group(["/bin/sh", "-c", "echo oops >&2; exit 3"], 10.0, stderr=subprocess.PIPE)
+        self.assertEqual((done.returncode, done.stderr), (3, b"oops\n"))
 
 
 class FileLimits(unittest.TestCase):
