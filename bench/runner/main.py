@@ -29,8 +29,7 @@ def parse_args(argv):
         prog="echolab-bench",
         description="Run a matrix of echolab engines and loads; write one JSON per cell and a manifest.")
     parser.add_argument("--spec", default="quick",
-                        help="a shipped spec (quick, full, knee, engines, scaling, connections, connect-cost, "
-                             "service-cost, udp) or a JSON file")
+                        help=f"a shipped spec ({', '.join(spec_mod.shipped_specs())}) or a JSON file")
     parser.add_argument("--out", default=DEFAULT_OUT,
                         help=f"directory under which <run-id>/ is created (default: {DEFAULT_OUT})")
     parser.add_argument("--run-id", help="name of the result set (default: UTC time and spec name)")

@@ -71,8 +71,12 @@ def spec_path(name_or_file):
     candidate = os.path.join(SPEC_DIR, name_or_file + ".json")
     if os.path.isfile(candidate):
         return candidate
-    names = sorted(f[:-5] for f in os.listdir(SPEC_DIR) if f.endswith(".json"))
-    raise SpecError(f"no spec '{name_or_file}': give a file or one of {', '.join(names)}")
+    raise SpecError(f"no spec '{name_or_file}': give a file or one of {', '.join(shipped_specs())}")
+
+
+def shipped_specs():
+    """The names --spec takes without a path: the files of bench/specs."""
+    return sorted(f[:-5] for f in os.listdir(SPEC_DIR) if f.endswith(".json"))
 
 
 def load_spec(name_or_file):
