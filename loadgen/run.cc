@@ -357,41 +357,9 @@ RunResult run_load(const LoadConfig& config, const StatusCallback& on_status,
     time_limit |= loop->stop_reason() == StopReason::time_limit;
     interrupted |= loop->stop_reason() == StopReason::interrupted;
     const Recorder& rec = loop->recorder();
-    r.corrected.merge(rec.corrected());
-    r.uncorrected.merge(rec.uncorrected());
-    r.send_lag.merge(rec.send_lag());
-    for (int i = 0; i < kFailureKinds; ++i) {
-      r.failures[static_cast<std::size_t>(i)] += rec.failures(static_cast<Failure>(i));
-    }
-    for (int i = 0; i < kAnomalyKinds; ++i) {
-      r.anomalies[static_cast<std::size_t>(i)] += rec.anomalies(static_cast<Anomaly>(i));
-    }
-    r.sent += rec.sent();
-    r.received += rec.received();
-    r.bytes_sent += rec.bytes_sent();
-    r.bytes_received += rec.bytes_received();
-    r.warmup_messages += rec.warmup_messages();
-    r.warmup_failures += rec.warmup_failures();
+    r.tally.add(rec.tally());
     for (std::size_t i = 0; i < rec.interval_count(); ++i) {
-      if (r.intervals.size() <= i) {
-        r.intervals.emplace_back();
-        r.intervals[i].start_s = static_cast<double>(rec.interval(i).start_ns) / 1e9;
-      }
-      IntervalResult& in = r.intervals[i];
-      const Interval& part = rec.interval(i);
-      in.length_s = std::max(in.length_s, static_cast<double>(part.length_ns) / 1e9);
-      in.messages += part.messages;
-      in.bytes += part.bytes;
-      in.errors += part.errors;
-      in.latency.merge(part.latency);
-      if (part.uncorrected) {
-        if (!in.uncorrected) in.uncorrected.emplace(make_interval_histogram());
-        in.uncorrected->merge(*part.uncorrected);
-      }
-      if (part.send_lag) {
-        if (!in.send_lag) in.send_lag.emplace(make_interval_send_lag_histogram());
-        in.send_lag->merge(*part.send_lag);
-      }
+      add_interval(r.intervals, i, rec.interval(i));
     }
     r.threads.push_back(rec.usage());
     for (std::size_t i = 0; i < syscalls.size(); ++i) {
@@ -408,9 +376,9 @@ RunResult run_load(const LoadConfig& config, const StatusCallback& on_status,
                  : interrupted ? "interrupted"
                  : std::string(config.messages > 0 ? "messages" : "duration");
   r.asked_msgs_per_s = config.mode == LoadMode::open ? config.rate : 0.0;
-  r.sent_msgs_per_s = static_cast<double>(r.sent) / r.measured_s;
-  r.msgs_per_s = static_cast<double>(r.received) / r.measured_s;
-  r.bytes_per_s = static_cast<double>(r.bytes_received) / r.measured_s;
+  r.sent_msgs_per_s = static_cast<double>(r.tally.sent) / r.measured_s;
+  r.msgs_per_s = static_cast<double>(r.tally.received) / r.measured_s;
+  r.bytes_per_s = static_cast<double>(r.tally.bytes_received) / r.measured_s;
   assess_validity(r);
   return r;
 }
