@@ -22,6 +22,7 @@
 #include "core/stop.h"
 #include "loadgen/environment.h"
 #include "loadgen/event_loop.h"
+#include "loadgen/live_status.h"
 #include "loadgen/sources.h"
 #include "loadgen/spread.h"
 
@@ -287,9 +288,12 @@ RunResult run_load(const LoadConfig& config, const StatusCallback& on_status,
   go.count_down();
 
   {
+    std::vector<const Recorder*> recorders;
+    for (const auto& loop : loops) {
+      recorders.push_back(&loop->recorder());
+    }
+    LiveStatusSampler sampler(std::move(recorders), start, clock.measure_start);
     std::unique_lock lock(mutex);
-    std::uint64_t last_messages = 0;
-    std::int64_t last_sample = start;
     while (finished < loops.size()) {
       finished_changed.wait_for(lock, std::chrono::milliseconds(250));
       if (monotonic_ns() > clock.hard_deadline + kStuckGraceNs) {
@@ -301,30 +305,7 @@ RunResult run_load(const LoadConfig& config, const StatusCallback& on_status,
       if (!on_status || finished == loops.size()) {
         continue;
       }
-      const std::int64_t now = monotonic_ns();
-      LiveStatus status;
-      status.elapsed_s = static_cast<double>(now - start) / 1e9;
-      status.warming_up = now < clock.measure_start;
-      std::uint64_t messages = 0;
-      std::size_t complete = SIZE_MAX;
-      for (const auto& loop : loops) {
-        messages += loop->recorder().published_messages();
-        status.errors += loop->recorder().published_errors();
-        complete = std::min(complete, loop->recorder().closed_intervals());
-      }
-      status.msgs_per_s = static_cast<double>(messages - last_messages) * 1e9 /
-                          static_cast<double>(std::max<std::int64_t>(1, now - last_sample));
-      last_messages = messages;
-      last_sample = now;
-      if (complete > 0 && complete != SIZE_MAX) {
-        Histogram p99 = make_interval_histogram();
-        for (const auto& loop : loops) {
-          p99.merge(loop->recorder().interval(complete - 1).latency);
-        }
-        if (p99.count() > 0) {
-          status.p99_us = static_cast<double>(p99.value_at_percentile(99)) / 1000.0;
-        }
-      }
+      const LiveStatus status = sampler.sample(monotonic_ns());
       lock.unlock();
       on_status(status);
       lock.lock();

@@ -4,23 +4,16 @@
 // over --threads event loops, lets them connect, starts the clock for all of them at once,
 // and merges what they measured, exactly, into a RunResult.
 #include <chrono>
-#include <cstdint>
 #include <functional>
 
 #include "core/address.h"
 #include "loadgen/config.h"
+#include "loadgen/live_status.h"
 #include "loadgen/result.h"
 
 namespace echolab {
 
-// What the live status line shows, sampled a few times a second.
-struct LiveStatus {
-  double elapsed_s = 0;  // since the start, warm-up included
-  bool warming_up = false;
-  double msgs_per_s = 0;  // over the last sample period
-  double p99_us = -1;     // of the last complete interval; < 0 before there is one
-  std::uint64_t errors = 0;
-};
+// Called from run_load's own thread, a few times a second, while the run goes on.
 using StatusCallback = std::function<void(const LiveStatus&)>;
 
 // The first resolved address that answers: streams must accept a connection, datagram

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "loadgen/live_status.h"
 #include "loadgen/merge.h"
 #include "loadgen/message.h"
 #include "loadgen/options.h"
@@ -257,6 +258,42 @@ TEST(LoadgenRecorder, EverySendIsInTheIntervalOfItsSendTime) {
     ASSERT_TRUE(recorder.interval(i).send_lag.has_value());
     EXPECT_EQ(recorder.interval(i).send_lag->count(), 1u) << "interval " << i;
   }
+}
+
+// The status line reads only what the recorders publish for other threads: their counters,
+// and the newest interval every one of them has closed.
+TEST(LoadgenLiveStatus, ShowsPublishedCountsAndTheLastIntervalAllThreadsClosed) {
+  const std::int64_t start = 10'000'000'000;
+  const std::int64_t second = 1'000'000'000;
+  const std::int64_t measure = start + second;  // after one second of warm-up
+  Recorder a(INT64_MAX, second, 10);
+  Recorder b(INT64_MAX, second, 10);
+  a.set_measure_start(measure);
+  b.set_measure_start(measure);
+  LiveStatusSampler sampler({&a, &b}, start, measure);
+
+  const LiveStatus warming = sampler.sample(start + second / 2);
+  EXPECT_TRUE(warming.warming_up);
+  EXPECT_DOUBLE_EQ(warming.elapsed_s, 0.5);
+  EXPECT_DOUBLE_EQ(warming.msgs_per_s, 0.0);
+  EXPECT_EQ(warming.errors, 0u);
+  EXPECT_LT(warming.p99_us, 0.0);
+
+  a.record_echo(measure, measure, measure + 2'000'000, 64);
+  b.record_echo(measure, measure, measure + 4'000'000, 64);
+  b.count(Failure::timeout, measure + 1);
+  a.advance(measure + second);  // a closed its first interval, b has not yet
+  const LiveStatus measuring = sampler.sample(measure + second / 2);
+  EXPECT_FALSE(measuring.warming_up);
+  EXPECT_DOUBLE_EQ(measuring.elapsed_s, 1.5);
+  EXPECT_DOUBLE_EQ(measuring.msgs_per_s, 2.0);  // two echoes over the second since the last
+  EXPECT_EQ(measuring.errors, 1u);
+  EXPECT_LT(measuring.p99_us, 0.0);
+
+  b.advance(measure + second);
+  const LiveStatus closed = sampler.sample(measure + 3 * second / 2);
+  EXPECT_DOUBLE_EQ(closed.msgs_per_s, 0.0);
+  EXPECT_NEAR(closed.p99_us, 4000.0, 40.0);  // both threads' first interval: 2 ms and 4 ms
 }
 
 RunResult sample_result(double start_unix_s, std::uint64_t scale) {
