@@ -29,7 +29,10 @@ using StatusCallback = std::function<void(const LiveStatus&)>;
 using StartAgreement = std::function<std::chrono::system_clock::time_point()>;
 
 // Throws UsageError or std::system_error during set-up only (a generator thread that fails
-// to set up included); once running, every failure is counted in the result.
+// to set up included); once running, every failure is counted in the result. One exception:
+// generator threads still running well past the hard time limit (a bug) are left behind,
+// detached, and std::runtime_error "generator threads did not stop at the hard time limit"
+// is thrown: never a hang, never an exit of the process.
 [[nodiscard]] RunResult run_load(const LoadConfig& config, const StatusCallback& on_status = {},
                                  const StartAgreement& agree_on_start = {});
 
