@@ -305,7 +305,7 @@ void write_hlog_interval(std::ostream& out, std::string_view tag, double start_s
 std::string hlog_text(const RunResult& result) {
   std::ostringstream out;
   write_hlog_header(out, result.start_unix_s, result.start_utc);
-  for (const IntervalResult& in : result.intervals) {
+  for (const Interval& in : result.intervals) {
     write_hlog_interval(out, "corrected", in.start_s, in.length_s, in.latency);
     if (in.uncorrected)
       write_hlog_interval(out, "uncorrected", in.start_s, in.length_s, *in.uncorrected);

@@ -53,22 +53,24 @@ nlohmann::json describe_source(const MergeInput& input) {
   return source;
 }
 
-// Sums of counts from files: a wrap-around would be a silent lie.
-void add(std::uint64_t& total, std::uint64_t n) {
-  if (n > UINT64_MAX - total) {
-    throw UsageError("merge: the counts of the inputs add up past 64 bits");
-  }
-  total += n;
-}
-
-void add(Histogram& total, const Histogram& part) {
-  std::uint64_t sum = total.count() + total.below_range() + total.above_range();
-  add(sum, part.count() + part.below_range() + part.above_range());
+// Sums of counts from files (loadgen/tally.h checks them), their failures as one line.
+template <typename Sum>
+void checked(const Sum& sum) {
   try {
-    total.merge(part);
+    sum();
+  } catch (const std::overflow_error&) {
+    throw UsageError("merge: the counts of the inputs add up past 64 bits");
   } catch (const std::invalid_argument& e) {
     throw UsageError(std::string("merge: ") + e.what());
   }
+}
+
+void add(std::uint64_t& total, std::uint64_t n) {
+  checked([&] { add_count(total, n); });
+}
+
+void add(Histogram& total, const Histogram& part) {
+  checked([&] { add_histogram(total, part); });
 }
 
 void require_two(std::size_t inputs) {
@@ -128,30 +130,12 @@ RunResult merge_results(const std::vector<MergeInput>& inputs, bool allow_disjoi
     merged.sent_msgs_per_s += r.sent_msgs_per_s;
     merged.msgs_per_s += r.msgs_per_s;
     merged.bytes_per_s += r.bytes_per_s;
-    add(merged.sent, r.sent);
-    add(merged.received, r.received);
-    add(merged.bytes_sent, r.bytes_sent);
-    add(merged.bytes_received, r.bytes_received);
-    add(merged.warmup_messages, r.warmup_messages);
-    add(merged.warmup_failures, r.warmup_failures);
-    for (std::size_t i = 0; i < merged.failures.size(); ++i) add(merged.failures[i], r.failures[i]);
-    for (std::size_t i = 0; i < merged.anomalies.size(); ++i) add(merged.anomalies[i], r.anomalies[i]);
-    add(merged.corrected, r.corrected);
-    add(merged.uncorrected, r.uncorrected);
-    add(merged.send_lag, r.send_lag);
-    // Intervals line up by index: each counts from its own run's start of measurement.
-    for (std::size_t i = 0; i < r.intervals.size(); ++i) {
-      if (merged.intervals.size() <= i) {
-        merged.intervals.emplace_back();
-        merged.intervals[i].start_s = r.intervals[i].start_s;
+    checked([&] {
+      merged.tally.add(r.tally);
+      for (std::size_t i = 0; i < r.intervals.size(); ++i) {
+        add_interval(merged.intervals, i, r.intervals[i]);
       }
-      IntervalResult& in = merged.intervals[i];
-      in.length_s = std::max(in.length_s, r.intervals[i].length_s);
-      add(in.messages, r.intervals[i].messages);
-      add(in.bytes, r.intervals[i].bytes);
-      add(in.errors, r.intervals[i].errors);
-      add(in.latency, r.intervals[i].latency);
-    }
+    });
     merged.threads.insert(merged.threads.end(), r.threads.begin(), r.threads.end());
     for (const auto& [call, n] : r.syscalls) add(merged.syscalls[call], n);
     for (const std::string& reason : r.invalid_reasons) {

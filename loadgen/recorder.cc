@@ -19,44 +19,6 @@ ThreadUsage thread_usage_now(std::int64_t now) {
 
 }  // namespace
 
-std::string_view to_string(Failure failure) {
-  switch (failure) {
-    case Failure::mismatched: return "mismatched";
-    case Failure::missing: return "missing";
-    case Failure::short_echo: return "short_echo";
-    case Failure::timeout: return "timeout";
-    case Failure::unexpected: return "unexpected";
-    case Failure::connect_refused: return "connect_refused";
-    case Failure::connect_error: return "connect_error";
-    case Failure::reset: return "reset";
-    case Failure::closed_by_peer: return "closed_by_peer";
-    case Failure::send_error: return "send_error";
-    case Failure::receive_error: return "receive_error";
-    case Failure::protocol_error: return "protocol_error";
-    case Failure::aborted: return "aborted";
-    case Failure::overflow: return "overflow";
-    case Failure::unfinished: return "unfinished";
-    case Failure::kCount: break;
-  }
-  return "?";
-}
-
-std::string_view to_string(Anomaly anomaly) {
-  switch (anomaly) {
-    case Anomaly::mismatched_bytes: return "mismatched_bytes";
-    case Anomaly::late: return "late";
-    case Anomaly::duplicate: return "duplicate";
-    case Anomaly::reordered: return "reordered";
-    case Anomaly::kCount: break;
-  }
-  return "?";
-}
-
-Histogram make_latency_histogram() { return Histogram(1'000, 60'000'000'000, 3); }
-Histogram make_send_lag_histogram() { return Histogram(1, 60'000'000'000, 3); }
-Histogram make_interval_histogram() { return Histogram(1'000, 60'000'000'000, 2); }
-Histogram make_interval_send_lag_histogram() { return Histogram(1, 60'000'000'000, 2); }
-
 Recorder::Recorder(std::int64_t measure_start, std::int64_t interval, std::size_t max_intervals,
                    bool interval_details)
     : measure_start_(measure_start),
@@ -99,42 +61,42 @@ void Recorder::record_send(std::int64_t intended, std::int64_t sent, std::size_t
   // messages that fell due while it ran: their interval may not be open yet.
   advance(sent);
   if (scheduled) {
-    send_lag_.record(sent - intended);
+    tally_.send_lag.record(sent - intended);
     if (current_ != nullptr && current_->send_lag) {
       current_->send_lag->record(sent - intended);
     }
   }
-  ++sent_;
-  bytes_sent_ += wire_bytes;
+  ++tally_.sent;
+  tally_.bytes_sent += wire_bytes;
 }
 
 void Recorder::record_echo(std::int64_t intended, std::int64_t sent, std::int64_t done,
                            std::size_t wire_bytes) noexcept {
   if (intended < measure_start_) {
-    ++warmup_messages_;
+    ++tally_.warmup_messages;
     return;
   }
   advance(done);
-  corrected_.record(done - intended);
-  uncorrected_.record(done - sent);
-  ++received_;
-  bytes_received_ += wire_bytes;
+  tally_.corrected.record(done - intended);
+  tally_.uncorrected.record(done - sent);
+  ++tally_.received;
+  tally_.bytes_received += wire_bytes;
   if (current_ != nullptr) {
     ++current_->messages;
     current_->bytes += wire_bytes;
     current_->latency.record(done - intended);
     if (current_->uncorrected) current_->uncorrected->record(done - sent);
   }
-  published_messages_.store(received_, std::memory_order_relaxed);
+  published_messages_.store(tally_.received, std::memory_order_relaxed);
 }
 
 void Recorder::count(Failure failure, std::int64_t when, std::uint64_t n) noexcept {
   if (when < measure_start_) {
-    warmup_failures_ += n;
+    tally_.warmup_failures += n;
     return;
   }
   advance(when);
-  failures_[static_cast<int>(failure)] += n;
+  tally_.failures[static_cast<std::size_t>(failure)] += n;
   errors_ += n;
   if (current_ != nullptr) {
     current_->errors += n;
@@ -150,8 +112,8 @@ void Recorder::open_interval(std::size_t index) {
     current_->uncorrected.emplace(make_interval_histogram());
     current_->send_lag.emplace(make_interval_send_lag_histogram());
   }
-  current_->start_ns = static_cast<std::int64_t>(index) * interval_ns_;
-  current_->length_ns = interval_ns_;
+  current_->start_s = static_cast<double>(static_cast<std::int64_t>(index) * interval_ns_) / 1e9;
+  current_->length_s = static_cast<double>(interval_ns_) / 1e9;
   used_intervals_ = index + 1;
 }
 
@@ -181,8 +143,10 @@ void Recorder::finish(std::int64_t now) {
   }
   advance(end - 1);
   if (current_ != nullptr) {
-    current_->length_ns =
-        std::clamp<std::int64_t>(end - measure_start_ - current_->start_ns, 0, interval_ns_);
+    const auto current_start = static_cast<std::int64_t>(used_intervals_ - 1) * interval_ns_;
+    current_->length_s = static_cast<double>(std::clamp<std::int64_t>(
+                             end - measure_start_ - current_start, 0, interval_ns_)) /
+                         1e9;
   }
   const ThreadUsage usage = thread_usage_now(now);
   usage_.user_s = usage.user_s - usage_at_start_.user_s;

@@ -1,12 +1,9 @@
 #pragma once
-// Recorder: what one generator thread measured. Everything here is plain (no locks, no
-// atomics on the hot path except single-writer relaxed stores for the live status line),
-// one instance per thread, merged exactly after the run.
+// Recorder: what one generator thread measured, in a Tally (loadgen/tally.h) and a time
+// series of Intervals. Everything here is plain (no locks, no atomics on the hot path except
+// single-writer relaxed stores for the live status line), one instance per thread, added up
+// exactly after the run.
 //
-// Three histograms, all in nanoseconds:
-//   corrected   completion - intended send time (wrk2's "corrected" latency)
-//   uncorrected completion - actual send time
-//   send_lag    actual - intended send time: how far the generator itself fell behind
 // Failures are counted by kind and never recorded as latencies. Time is split into
 // intervals for the time series; an interval's histogram, once closed, is immutable, which
 // is what lets the status line read it from another thread.
@@ -14,66 +11,11 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <optional>
-#include <string_view>
 #include <vector>
 
-#include "loadgen/histogram.h"
+#include "loadgen/tally.h"
 
 namespace echolab {
-
-// Each counts messages (or connection attempts) that did not produce a latency.
-enum class Failure : int {
-  mismatched,       // echo arrived with at least one byte different
-  missing,          // a later echo arrived first on the same stream: this one never came
-  short_echo,       // the connection ended in the middle of this echo
-  timeout,          // no echo within --timeout (lost, for datagrams)
-  unexpected,       // an echo of no message in flight (unknown id or sequence)
-  connect_refused,  // connect (or a datagram) answered with ECONNREFUSED
-  connect_error,    // any other failed or timed-out connect
-  reset,            // ECONNRESET / EPIPE on an established connection
-  closed_by_peer,   // orderly close by the server while messages were in flight or due
-  send_error,
-  receive_error,
-  protocol_error,   // an echo frame header announcing more than was ever sent
-  aborted,          // in flight on a connection that failed for one of the reasons above
-  overflow,         // the generator's own queue was full: the message was never sent
-  unfinished,       // still in flight when the hard time limit or a signal ended the run
-  kCount
-};
-inline constexpr int kFailureKinds = static_cast<int>(Failure::kCount);
-[[nodiscard]] std::string_view to_string(Failure failure);
-
-// Observations that are not failures of a message (its fate is counted elsewhere).
-enum class Anomaly : int {
-  mismatched_bytes,  // bytes that differed, over all mismatched echoes
-  late,              // a datagram echo after its message timed out (not a new reply)
-  duplicate,         // a second echo of a message already answered
-  reordered,         // a datagram echo arriving after an echo of a later message
-  kCount
-};
-inline constexpr int kAnomalyKinds = static_cast<int>(Anomaly::kCount);
-[[nodiscard]] std::string_view to_string(Anomaly anomaly);
-
-// Layouts: latencies 1 µs .. 60 s at 3 digits; send lag from 1 ns (it is often sub-µs);
-// the per-interval histograms at 2 digits (1 % is plenty for a time series' p50/p99).
-[[nodiscard]] Histogram make_latency_histogram();
-[[nodiscard]] Histogram make_send_lag_histogram();
-[[nodiscard]] Histogram make_interval_histogram();
-[[nodiscard]] Histogram make_interval_send_lag_histogram();
-
-struct Interval {
-  std::int64_t start_ns = 0;  // relative to the start of measurement
-  std::int64_t length_ns = 0;
-  std::uint64_t messages = 0;
-  std::uint64_t bytes = 0;  // echoed bytes received
-  std::uint64_t errors = 0;
-  Histogram latency = make_interval_histogram();  // corrected
-  // Kept only when the recorder was asked for them (the .hlog output): two more histograms
-  // per interval and thread are memory the time series alone does not need.
-  std::optional<Histogram> uncorrected;
-  std::optional<Histogram> send_lag;
-};
 
 // What one generator thread spent over the measured window (drain included).
 struct ThreadUsage {
@@ -119,7 +61,7 @@ class Recorder {
   // `when`: the message's intended send time, or now for connection-level failures.
   void count(Failure failure, std::int64_t when, std::uint64_t n = 1) noexcept;
   void note(Anomaly anomaly, std::uint64_t n = 1) noexcept {
-    anomalies_[static_cast<int>(anomaly)] += n;
+    tally_.anomalies[static_cast<std::size_t>(anomaly)] += n;
   }
   // The thread waited with nothing to do from `from` to `to`; only the part inside the
   // measured window counts, the window the CPU time is taken over.
@@ -139,17 +81,7 @@ class Recorder {
   void finish(std::int64_t now);
 
   // --- read after finish() (or, for the published_* ones, live from another thread) ---
-  const Histogram& corrected() const { return corrected_; }
-  const Histogram& uncorrected() const { return uncorrected_; }
-  const Histogram& send_lag() const { return send_lag_; }
-  std::uint64_t failures(Failure f) const { return failures_[static_cast<int>(f)]; }
-  std::uint64_t anomalies(Anomaly a) const { return anomalies_[static_cast<int>(a)]; }
-  std::uint64_t warmup_failures() const { return warmup_failures_; }
-  std::uint64_t sent() const { return sent_; }
-  std::uint64_t received() const { return received_; }
-  std::uint64_t bytes_sent() const { return bytes_sent_; }
-  std::uint64_t bytes_received() const { return bytes_received_; }
-  std::uint64_t warmup_messages() const { return warmup_messages_; }
+  const Tally& tally() const { return tally_; }
   const ThreadUsage& usage() const { return usage_; }
   // Intervals [0, closed_intervals()) are complete and immutable (acquire).
   std::size_t closed_intervals() const { return closed_.load(std::memory_order_acquire); }
@@ -167,18 +99,8 @@ class Recorder {
   std::int64_t interval_ns_;
   std::int64_t next_boundary_;
   std::size_t last_index_;  // intervals past this one are never opened
-  Histogram corrected_ = make_latency_histogram();
-  Histogram uncorrected_ = make_latency_histogram();
-  Histogram send_lag_ = make_send_lag_histogram();
-  std::uint64_t failures_[kFailureKinds] = {};
-  std::uint64_t anomalies_[kAnomalyKinds] = {};
-  std::uint64_t warmup_failures_ = 0;
-  std::uint64_t sent_ = 0;
-  std::uint64_t received_ = 0;
-  std::uint64_t bytes_sent_ = 0;
-  std::uint64_t bytes_received_ = 0;
-  std::uint64_t warmup_messages_ = 0;
-  std::uint64_t errors_ = 0;
+  Tally tally_;
+  std::uint64_t errors_ = 0;  // failures in the measured window, for the status line
   // Slots sized once, filled as intervals open: another thread may read closed ones while
   // this one writes the next, so the vector itself never reallocates.
   std::vector<std::unique_ptr<Interval>> intervals_;

@@ -132,23 +132,25 @@ void print_summary(std::ostream& out, const RunResult& r) {
   out << "  throughput: " << grouped(r.msgs_per_s) << " msgs/s echoed, "
       << bytes_rate(r.bytes_per_s) << "; " << grouped(r.sent_msgs_per_s) << " msgs/s sent";
   if (r.asked_msgs_per_s > 0) out << " (asked " << grouped(r.asked_msgs_per_s) << ")";
-  out << "\n  messages: " << r.sent << " sent, " << r.received << " echoed and verified\n";
-  out << latency_header() << latency_row("corrected", r.corrected)
-      << latency_row("uncorrected", r.uncorrected);
+  const Tally& tally = r.tally;
+  out << "\n  messages: " << tally.sent << " sent, " << tally.received << " echoed and verified\n";
+  out << latency_header() << latency_row("corrected", tally.corrected)
+      << latency_row("uncorrected", tally.uncorrected);
   if (c.value("mode", "") == "open") {
-    out << latency_row("send lag", r.send_lag);
+    out << latency_row("send lag", tally.send_lag);
   }
-  const std::uint64_t out_of_range = r.corrected.below_range() + r.corrected.above_range();
+  const std::uint64_t out_of_range =
+      tally.corrected.below_range() + tally.corrected.above_range();
   if (out_of_range > 0) {
     out << "  out of histogram range (1 us .. 60 s): " << out_of_range << "\n";
   }
   out << "  errors: ";
-  if (r.errors_total() == 0) {
+  if (tally.failures_total() == 0) {
     out << "none";
   } else {
     const char* separator = "";
     for (int i = 0; i < kFailureKinds; ++i) {
-      if (const std::uint64_t n = r.failures[static_cast<std::size_t>(i)]; n > 0) {
+      if (const std::uint64_t n = tally.failures[static_cast<std::size_t>(i)]; n > 0) {
         out << separator << to_string(static_cast<Failure>(i)) << " " << n;
         separator = ", ";
       }
@@ -157,7 +159,7 @@ void print_summary(std::ostream& out, const RunResult& r) {
   out << "\n";
   bool any_anomaly = false;
   for (int i = 0; i < kAnomalyKinds; ++i) {
-    if (const std::uint64_t n = r.anomalies[static_cast<std::size_t>(i)]; n > 0) {
+    if (const std::uint64_t n = tally.anomalies[static_cast<std::size_t>(i)]; n > 0) {
       out << (any_anomaly ? ", " : "  also: ") << to_string(static_cast<Anomaly>(i)) << " " << n;
       any_anomaly = true;
     }
@@ -239,7 +241,7 @@ void write_output(const std::string& path, const std::string& text) {
 
 std::string hgrm_text(const RunResult& result) {
   std::ostringstream out;
-  result.corrected.write_hgrm(out, 1000.0);
+  result.tally.corrected.write_hgrm(out, 1000.0);
   return out.str();
 }
 

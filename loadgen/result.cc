@@ -80,12 +80,6 @@ void check_config(const nlohmann::json& config) {
 
 }  // namespace
 
-std::uint64_t RunResult::errors_total() const {
-  std::uint64_t total = 0;
-  for (const std::uint64_t n : failures) total += n;
-  return total;
-}
-
 nlohmann::json latency_summary(const Histogram& h) {
   // Percentiles are the highest value of their bucket (HdrHistogram); never above the
   // exact maximum, which is known.
@@ -108,8 +102,9 @@ void assess_validity(RunResult& result) {
   const nlohmann::json& config = result.config;
   const double max_lag_ns = config.value("max_send_lag_s", 0.005) * 1e9;
   const double max_cpu = config.value("max_cpu_share", 0.9);
-  const auto lag_p99 = static_cast<double>(result.send_lag.value_at_percentile(99));
-  if (result.send_lag.count() > 0 && lag_p99 > max_lag_ns) {
+  const Histogram& send_lag = result.tally.send_lag;
+  const auto lag_p99 = static_cast<double>(send_lag.value_at_percentile(99));
+  if (send_lag.count() > 0 && lag_p99 > max_lag_ns) {
     add_reason(result, format("generator send lag p99 %.3f ms is over --max-send-lag %.3f ms",
                               lag_p99 / 1e6, max_lag_ns / 1e6));
   }
@@ -127,7 +122,8 @@ void assess_validity(RunResult& result) {
     add_reason(result, format("generator sent %.0f msgs/s, under 95%% of the asked %.0f",
                               result.sent_msgs_per_s, result.asked_msgs_per_s));
   }
-  if (const std::uint64_t n = result.failures[static_cast<int>(Failure::overflow)]; n > 0) {
+  const auto overflow = static_cast<std::size_t>(Failure::overflow);
+  if (const std::uint64_t n = result.tally.failures[overflow]; n > 0) {
     add_reason(result, "generator queue overflowed: " + std::to_string(n) + " messages never sent");
   }
   if (result.stopped_by == "time_limit") {
@@ -160,29 +156,32 @@ nlohmann::json to_json(const RunResult& r) {
       {"sent_msgs_per_s", r.sent_msgs_per_s},
       {"msgs_per_s", r.msgs_per_s},
       {"bytes_per_s", r.bytes_per_s}};
-  j["messages"] = {{"sent", r.sent},
-                   {"received", r.received},
-                   {"bytes_sent", r.bytes_sent},
-                   {"bytes_received", r.bytes_received},
-                   {"warmup_messages", r.warmup_messages},
-                   {"warmup_failures", r.warmup_failures}};
-  nlohmann::json errors = {{"total", r.errors_total()}};
+  const Tally& tally = r.tally;
+  j["messages"] = {{"sent", tally.sent},
+                   {"received", tally.received},
+                   {"bytes_sent", tally.bytes_sent},
+                   {"bytes_received", tally.bytes_received},
+                   {"warmup_messages", tally.warmup_messages},
+                   {"warmup_failures", tally.warmup_failures}};
+  nlohmann::json errors = {{"total", tally.failures_total()}};
   for (int i = 0; i < kFailureKinds; ++i) {
-    errors[std::string(to_string(static_cast<Failure>(i)))] = r.failures[static_cast<std::size_t>(i)];
+    errors[std::string(to_string(static_cast<Failure>(i)))] =
+        tally.failures[static_cast<std::size_t>(i)];
   }
   j["errors"] = errors;
   nlohmann::json anomalies = nlohmann::json::object();
   for (int i = 0; i < kAnomalyKinds; ++i) {
-    anomalies[std::string(to_string(static_cast<Anomaly>(i)))] = r.anomalies[static_cast<std::size_t>(i)];
+    anomalies[std::string(to_string(static_cast<Anomaly>(i)))] =
+        tally.anomalies[static_cast<std::size_t>(i)];
   }
   j["anomalies"] = anomalies;
   j["latency"] = {{"unit", "us"},
-                  {"corrected", latency_summary(r.corrected)},
-                  {"uncorrected", latency_summary(r.uncorrected)},
-                  {"send_lag", latency_summary(r.send_lag)}};
+                  {"corrected", latency_summary(tally.corrected)},
+                  {"uncorrected", latency_summary(tally.uncorrected)},
+                  {"send_lag", latency_summary(tally.send_lag)}};
   nlohmann::json intervals = nlohmann::json::array();
   nlohmann::json interval_histograms = nlohmann::json::array();
-  for (const IntervalResult& in : r.intervals) {
+  for (const Interval& in : r.intervals) {
     intervals.push_back(
         {{"start_s", in.start_s},
          {"length_s", in.length_s},
@@ -217,9 +216,9 @@ nlohmann::json to_json(const RunResult& r) {
     j["generators"] = r.generators;
   }
   j["histograms"] = {{"unit", "ns"},
-                     {"corrected", r.corrected.to_json()},
-                     {"uncorrected", r.uncorrected.to_json()},
-                     {"send_lag", r.send_lag.to_json()},
+                     {"corrected", tally.corrected.to_json()},
+                     {"uncorrected", tally.uncorrected.to_json()},
+                     {"send_lag", tally.send_lag.to_json()},
                      {"intervals", interval_histograms}};
   return j;
 }
@@ -263,26 +262,27 @@ RunResult result_from_json(const nlohmann::json& j) {
   r.msgs_per_s = amount(throughput, "msgs_per_s");
   r.bytes_per_s = amount(throughput, "bytes_per_s");
   const auto& messages = field(j, "messages");
-  r.sent = count(messages, "sent");
-  r.received = count(messages, "received");
-  r.bytes_sent = count(messages, "bytes_sent");
-  r.bytes_received = count(messages, "bytes_received");
-  r.warmup_messages = count(messages, "warmup_messages");
-  r.warmup_failures = count(messages, "warmup_failures");
+  Tally& tally = r.tally;
+  tally.sent = count(messages, "sent");
+  tally.received = count(messages, "received");
+  tally.bytes_sent = count(messages, "bytes_sent");
+  tally.bytes_received = count(messages, "bytes_received");
+  tally.warmup_messages = count(messages, "warmup_messages");
+  tally.warmup_failures = count(messages, "warmup_failures");
   const auto& errors = field(j, "errors");
   for (int i = 0; i < kFailureKinds; ++i) {
     const std::string name(to_string(static_cast<Failure>(i)));
-    r.failures[static_cast<std::size_t>(i)] = count(errors, name.c_str());
+    tally.failures[static_cast<std::size_t>(i)] = count(errors, name.c_str());
   }
   const auto& anomalies = field(j, "anomalies");
   for (int i = 0; i < kAnomalyKinds; ++i) {
     const std::string name(to_string(static_cast<Anomaly>(i)));
-    r.anomalies[static_cast<std::size_t>(i)] = count(anomalies, name.c_str());
+    tally.anomalies[static_cast<std::size_t>(i)] = count(anomalies, name.c_str());
   }
   const auto& histograms = field(j, "histograms");
-  r.corrected = Histogram::from_json(field(histograms, "corrected"));
-  r.uncorrected = Histogram::from_json(field(histograms, "uncorrected"));
-  r.send_lag = Histogram::from_json(field(histograms, "send_lag"));
+  tally.corrected = Histogram::from_json(field(histograms, "corrected"));
+  tally.uncorrected = Histogram::from_json(field(histograms, "uncorrected"));
+  tally.send_lag = Histogram::from_json(field(histograms, "send_lag"));
   const auto& intervals = field(j, "intervals");
   const auto& interval_histograms = field(histograms, "intervals");
   if (!intervals.is_array() || !interval_histograms.is_array() ||
@@ -290,7 +290,7 @@ RunResult result_from_json(const nlohmann::json& j) {
     throw std::invalid_argument("\"intervals\" and \"histograms.intervals\" differ in length");
   }
   for (std::size_t i = 0; i < intervals.size(); ++i) {
-    IntervalResult in;
+    Interval in;
     in.start_s = amount(intervals[i], "start_s");
     in.length_s = amount(intervals[i], "length_s");
     in.messages = count(intervals[i], "messages");

@@ -5,7 +5,6 @@
 // the full histograms in compact form) beside the figures computed from it, so that a file
 // can be re-plotted or merged with others (loadgen/merge.h) without re-running anything.
 // result_from_json() reads back exactly what to_json() wrote; the figures are recomputed.
-#include <array>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -15,24 +14,13 @@
 #include <nlohmann/json.hpp>
 
 #include "loadgen/histogram.h"
-#include "loadgen/recorder.h"
+#include "loadgen/recorder.h"  // ThreadUsage
+#include "loadgen/tally.h"
 
 namespace echolab {
 
 inline constexpr const char* kResultSchemaId = "echolab.loadgen.result";
 inline constexpr int kResultSchemaVersion = 1;
-
-struct IntervalResult {
-  double start_s = 0;  // from the start of measurement
-  double length_s = 0;
-  std::uint64_t messages = 0;
-  std::uint64_t bytes = 0;
-  std::uint64_t errors = 0;
-  Histogram latency = make_interval_histogram();
-  // Present when the run kept them (--hlog); not part of the JSON.
-  std::optional<Histogram> uncorrected;
-  std::optional<Histogram> send_lag;
-};
 
 struct RunResult {
   nlohmann::json config;   // to_json(LoadConfig)
@@ -46,18 +34,8 @@ struct RunResult {
   double sent_msgs_per_s = 0;
   double msgs_per_s = 0;   // echoes received (verified) per second
   double bytes_per_s = 0;  // echoed bytes received per second
-  std::uint64_t sent = 0;
-  std::uint64_t received = 0;
-  std::uint64_t bytes_sent = 0;
-  std::uint64_t bytes_received = 0;
-  std::uint64_t warmup_messages = 0;
-  std::uint64_t warmup_failures = 0;
-  std::array<std::uint64_t, kFailureKinds> failures{};
-  std::array<std::uint64_t, kAnomalyKinds> anomalies{};
-  Histogram corrected = make_latency_histogram();
-  Histogram uncorrected = make_latency_histogram();
-  Histogram send_lag = make_send_lag_histogram();
-  std::vector<IntervalResult> intervals;
+  Tally tally;  // the measured window's counts and histograms (warm-up counted apart)
+  std::vector<Interval> intervals;  // their uncorrected and send_lag only with --hlog
   std::vector<ThreadUsage> threads;
   std::map<std::string, std::uint64_t> syscalls;
   bool valid = true;
@@ -69,8 +47,6 @@ struct RunResult {
   // One load spread over several generators (loadgen/spread.h): how it was shared out,
   // each generator's own figures and the start skew. Null otherwise.
   nlohmann::json generators;
-
-  [[nodiscard]] std::uint64_t errors_total() const;
 };
 
 // Re-derives `valid` and its reasons from the figures and the thresholds in `config`:

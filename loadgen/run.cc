@@ -7,12 +7,13 @@
 #include <unistd.h>
 
 #include <condition_variable>
-#include <cstdlib>
 #include <exception>
 #include <iostream>
 #include <latch>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <thread>
 
 #include "core/error.h"
@@ -22,6 +23,7 @@
 #include "core/stop.h"
 #include "loadgen/environment.h"
 #include "loadgen/event_loop.h"
+#include "loadgen/live_status.h"
 #include "loadgen/sources.h"
 #include "loadgen/spread.h"
 
@@ -180,6 +182,156 @@ std::string check_resources(const LoadConfig& config, const std::vector<ThreadPl
   return note;
 }
 
+// What run_load shares with its generator threads: the loops and all they refer to (the
+// configuration, target, payloads and source addresses), the latches, the clock, the count
+// of finished threads and their errors. Each thread holds it too: one stuck past the hard
+// limit is left behind, detached, and must find it all still there after run_load threw.
+struct SharedRun {
+  SharedRun(const LoadConfig& load, const SocketAddress& address,
+            std::vector<SocketAddress> source_addresses, const std::vector<ThreadPlan>& plans)
+      : config(load),
+        target(address),
+        sources(std::move(source_addresses)),
+        pool(config.size.max, config.seed),
+        ready(static_cast<std::ptrdiff_t>(plans.size())),
+        thread_errors(plans.size()) {
+    for (const ThreadPlan& plan : plans) {
+      loops.push_back(std::make_unique<EventLoop>(config, plan, target, pool, sources));
+    }
+  }
+
+  const LoadConfig config;
+  const SocketAddress target;
+  const std::vector<SocketAddress> sources;
+  const PayloadPool pool;
+  std::vector<std::unique_ptr<EventLoop>> loops;
+  std::latch ready;
+  std::latch go{1};
+  RunClock clock;          // written before go opens, read after: the latch orders it
+  bool cancelled = false;  // likewise: set when the run ends before it starts
+  std::mutex mutex;
+  std::condition_variable finished_changed;
+  std::size_t finished = 0;  // guarded by mutex
+  // A generator thread that fails (out of memory opening an interval, say) must not take the
+  // process down with std::terminate: its error is rethrown once all have stopped.
+  std::vector<std::exception_ptr> thread_errors;
+};
+
+// One thread per loop: it connects (prepare), counts down `ready`, waits for `go`, runs.
+std::vector<std::thread> start_threads(const std::shared_ptr<SharedRun>& run) {
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < run->loops.size(); ++i) {
+    threads.emplace_back([run, i] {
+      block_stop_signals_in_this_thread();
+      EventLoop& loop = *run->loops[i];
+      bool counted_down = false;
+      try {
+        loop.prepare();
+        run->ready.count_down();
+        counted_down = true;
+        run->go.wait();
+        if (!run->cancelled) {
+          loop.run(run->clock);
+        }
+      } catch (...) {
+        run->thread_errors[i] = std::current_exception();
+        if (!counted_down) {
+          run->ready.count_down();
+        }
+      }
+      {
+        std::lock_guard lock(run->mutex);
+        ++run->finished;
+      }
+      run->finished_changed.notify_one();
+    });
+  }
+  return threads;
+}
+
+// Waits until every generator thread has finished, showing the live status meanwhile, and
+// joins them. Threads still running well past the hard limit (which cannot happen unless
+// one is stuck: the loops stop there whatever the target does) are detached instead, and
+// std::runtime_error is thrown: the caller is neither hung nor ended.
+void wait_for_threads(SharedRun& run, std::vector<std::thread>& threads,
+                      const StatusCallback& on_status) {
+  std::vector<const Recorder*> recorders;
+  for (const auto& loop : run.loops) {
+    recorders.push_back(&loop->recorder());
+  }
+  LiveStatusSampler sampler(std::move(recorders), run.clock.start, run.clock.measure_start);
+  std::unique_lock lock(run.mutex);
+  while (run.finished < threads.size()) {
+    run.finished_changed.wait_for(lock, std::chrono::milliseconds(250));
+    if (monotonic_ns() > run.clock.hard_deadline + kStuckGraceNs) {
+      lock.unlock();
+      for (std::thread& thread : threads) {
+        thread.detach();
+      }
+      throw std::runtime_error("generator threads did not stop at the hard time limit");
+    }
+    if (!on_status || run.finished == threads.size()) {
+      continue;
+    }
+    const LiveStatus status = sampler.sample(monotonic_ns());
+    lock.unlock();
+    on_status(status);
+    lock.lock();
+  }
+  lock.unlock();
+  for (std::thread& thread : threads) {
+    thread.join();
+  }
+}
+
+// Adds up what the threads measured, exactly, into the run's result.
+RunResult fold_result(const SharedRun& run, std::chrono::system_clock::time_point wall_start,
+                      std::optional<std::chrono::system_clock::time_point> agreed_start) {
+  const LoadConfig& config = run.config;
+  RunResult r;
+  r.config = to_json(config);
+  r.context = collect_context();
+  r.start_utc = format_utc(wall_start + config.warmup);
+  r.start_unix_s = std::chrono::duration<double>(wall_start.time_since_epoch()).count() +
+                   static_cast<double>(config.warmup.count()) / 1e9;
+  if (agreed_start) {
+    r.start_late_s = std::chrono::duration<double>(wall_start - *agreed_start).count();
+  }
+  std::int64_t measure_end = run.clock.measure_start;
+  bool time_limit = false;
+  bool interrupted = false;
+  std::array<std::uint64_t, static_cast<int>(Syscall::kCount)> syscalls{};
+  for (const auto& loop : run.loops) {
+    measure_end = std::max(measure_end, loop->measure_end());
+    time_limit |= loop->stop_reason() == StopReason::time_limit;
+    interrupted |= loop->stop_reason() == StopReason::interrupted;
+    const Recorder& rec = loop->recorder();
+    r.tally.add(rec.tally());
+    for (std::size_t i = 0; i < rec.interval_count(); ++i) {
+      add_interval(r.intervals, i, rec.interval(i));
+    }
+    r.threads.push_back(rec.usage());
+    for (std::size_t i = 0; i < syscalls.size(); ++i) {
+      syscalls[i] += loop->syscalls().syscalls[i];
+    }
+  }
+  for (std::size_t i = 0; i < syscalls.size(); ++i) {
+    if (syscalls[i] > 0) {
+      r.syscalls[std::string(to_string(static_cast<Syscall>(i)))] = syscalls[i];
+    }
+  }
+  r.measured_s = std::max(1e-9, static_cast<double>(measure_end - run.clock.measure_start) / 1e9);
+  r.stopped_by = time_limit    ? "time_limit"
+                 : interrupted ? "interrupted"
+                 : std::string(config.messages > 0 ? "messages" : "duration");
+  r.asked_msgs_per_s = config.mode == LoadMode::open ? config.rate : 0.0;
+  r.sent_msgs_per_s = static_cast<double>(r.tally.sent) / r.measured_s;
+  r.msgs_per_s = static_cast<double>(r.tally.received) / r.measured_s;
+  r.bytes_per_s = static_cast<double>(r.tally.bytes_received) / r.measured_s;
+  assess_validity(r);
+  return r;
+}
+
 }  // namespace
 
 SocketAddress probe_target(const LoadConfig& config) {
@@ -201,57 +353,18 @@ RunResult run_load(const LoadConfig& config, const StatusCallback& on_status,
   const std::vector<ThreadPlan> plans = plan_threads(config);
   const std::string limit_note = check_resources(config, plans);
   const SocketAddress target = probe_target(config);
-  const SourcePlan sources = plan_sources(config, target, read_port_range());
+  SourcePlan sources = plan_sources(config, target, read_port_range());
   print_note(limit_note);
   print_note(sources.note);
-  const PayloadPool pool(config.size.max, config.seed);
-  std::vector<std::unique_ptr<EventLoop>> loops;
-  for (const ThreadPlan& plan : plans) {
-    loops.push_back(std::make_unique<EventLoop>(config, plan, target, pool, sources.addresses));
-  }
+  const auto run = std::make_shared<SharedRun>(config, target, std::move(sources.addresses), plans);
 
-  std::latch ready(static_cast<std::ptrdiff_t>(loops.size()));
-  std::latch go(1);
-  RunClock clock;  // written before go opens, read after: the latch orders it
-  bool cancelled = false;  // likewise: set when the run ends before it starts
-  std::mutex mutex;
-  std::condition_variable finished_changed;
-  std::size_t finished = 0;
-  std::vector<std::thread> threads;
-  // A generator thread that fails (out of memory opening an interval, say) must not take the
-  // process down with std::terminate: its error is rethrown here once all have stopped.
-  std::vector<std::exception_ptr> thread_errors(loops.size());
-  for (std::size_t i = 0; i < loops.size(); ++i) {
-    threads.emplace_back([&, i, raw = loops[i].get()] {
-      block_stop_signals_in_this_thread();
-      bool counted_down = false;
-      try {
-        raw->prepare();
-        ready.count_down();
-        counted_down = true;
-        go.wait();
-        if (!cancelled) {
-          raw->run(clock);
-        }
-      } catch (...) {
-        thread_errors[i] = std::current_exception();
-        if (!counted_down) {
-          ready.count_down();
-        }
-      }
-      {
-        std::lock_guard lock(mutex);
-        ++finished;
-      }
-      finished_changed.notify_one();
-    });
-  }
-  ready.wait();
+  std::vector<std::thread> threads = start_threads(run);
+  run->ready.wait();
   // Nothing is measured when a thread could not set up, or when the other generators say
   // not to start: the threads are released without running and the reason propagates.
   // (Until `go` opens, only failed set-ups have written their thread_errors entry.)
   std::exception_ptr setup_error;
-  for (const std::exception_ptr& error : thread_errors) {
+  for (const std::exception_ptr& error : run->thread_errors) {
     if (error && !setup_error) setup_error = error;
   }
   std::optional<std::chrono::system_clock::time_point> agreed_start;
@@ -263,14 +376,14 @@ RunResult run_load(const LoadConfig& config, const StatusCallback& on_status,
     }
   }
   if (setup_error) {
-    cancelled = true;
-    go.count_down();
+    run->cancelled = true;
+    run->go.count_down();
     for (auto& thread : threads) {
       thread.join();
     }
     std::rethrow_exception(setup_error);
   }
-  for (const auto& loop : loops) {
+  for (const auto& loop : run->loops) {
     if (!loop->pin_error().empty()) {
       std::cerr << "echolab-loadgen: warning: " << loop->pin_error() << "\n";
     }
@@ -280,139 +393,20 @@ RunResult run_load(const LoadConfig& config, const StatusCallback& on_status,
   }
   const auto wall_start = std::chrono::system_clock::now();
   const std::int64_t start = monotonic_ns();
-  clock.start = start;
-  clock.measure_start = start + config.warmup.count();
-  clock.send_end = config.messages > 0 ? INT64_MAX : clock.measure_start + config.duration.count();
-  clock.hard_deadline = start + config.hard_limit().count();
-  go.count_down();
+  run->clock.start = start;
+  run->clock.measure_start = start + config.warmup.count();
+  run->clock.send_end =
+      config.messages > 0 ? INT64_MAX : run->clock.measure_start + config.duration.count();
+  run->clock.hard_deadline = start + config.hard_limit().count();
+  run->go.count_down();
 
-  {
-    std::unique_lock lock(mutex);
-    std::uint64_t last_messages = 0;
-    std::int64_t last_sample = start;
-    while (finished < loops.size()) {
-      finished_changed.wait_for(lock, std::chrono::milliseconds(250));
-      if (monotonic_ns() > clock.hard_deadline + kStuckGraceNs) {
-        // Cannot happen unless a generator thread is stuck (a bug): never hang anyway.
-        std::cerr << "echolab-loadgen: generator threads did not stop at the hard time limit; "
-                     "giving up without results\n";
-        std::_Exit(1);
-      }
-      if (!on_status || finished == loops.size()) {
-        continue;
-      }
-      const std::int64_t now = monotonic_ns();
-      LiveStatus status;
-      status.elapsed_s = static_cast<double>(now - start) / 1e9;
-      status.warming_up = now < clock.measure_start;
-      std::uint64_t messages = 0;
-      std::size_t complete = SIZE_MAX;
-      for (const auto& loop : loops) {
-        messages += loop->recorder().published_messages();
-        status.errors += loop->recorder().published_errors();
-        complete = std::min(complete, loop->recorder().closed_intervals());
-      }
-      status.msgs_per_s = static_cast<double>(messages - last_messages) * 1e9 /
-                          static_cast<double>(std::max<std::int64_t>(1, now - last_sample));
-      last_messages = messages;
-      last_sample = now;
-      if (complete > 0 && complete != SIZE_MAX) {
-        Histogram p99 = make_interval_histogram();
-        for (const auto& loop : loops) {
-          p99.merge(loop->recorder().interval(complete - 1).latency);
-        }
-        if (p99.count() > 0) {
-          status.p99_us = static_cast<double>(p99.value_at_percentile(99)) / 1000.0;
-        }
-      }
-      lock.unlock();
-      on_status(status);
-      lock.lock();
-    }
-  }
-  for (auto& thread : threads) {
-    thread.join();
-  }
-  for (const std::exception_ptr& error : thread_errors) {
+  wait_for_threads(*run, threads, on_status);
+  for (const std::exception_ptr& error : run->thread_errors) {
     if (error) {
       std::rethrow_exception(error);
     }
   }
-
-  RunResult r;
-  r.config = to_json(config);
-  r.context = collect_context();
-  r.start_utc = format_utc(wall_start + config.warmup);
-  r.start_unix_s = std::chrono::duration<double>(wall_start.time_since_epoch()).count() +
-                   static_cast<double>(config.warmup.count()) / 1e9;
-  if (agreed_start) {
-    r.start_late_s = std::chrono::duration<double>(wall_start - *agreed_start).count();
-  }
-  std::int64_t measure_end = clock.measure_start;
-  bool time_limit = false;
-  bool interrupted = false;
-  std::array<std::uint64_t, static_cast<int>(Syscall::kCount)> syscalls{};
-  for (const auto& loop : loops) {
-    measure_end = std::max(measure_end, loop->measure_end());
-    time_limit |= loop->stop_reason() == StopReason::time_limit;
-    interrupted |= loop->stop_reason() == StopReason::interrupted;
-    const Recorder& rec = loop->recorder();
-    r.corrected.merge(rec.corrected());
-    r.uncorrected.merge(rec.uncorrected());
-    r.send_lag.merge(rec.send_lag());
-    for (int i = 0; i < kFailureKinds; ++i) {
-      r.failures[static_cast<std::size_t>(i)] += rec.failures(static_cast<Failure>(i));
-    }
-    for (int i = 0; i < kAnomalyKinds; ++i) {
-      r.anomalies[static_cast<std::size_t>(i)] += rec.anomalies(static_cast<Anomaly>(i));
-    }
-    r.sent += rec.sent();
-    r.received += rec.received();
-    r.bytes_sent += rec.bytes_sent();
-    r.bytes_received += rec.bytes_received();
-    r.warmup_messages += rec.warmup_messages();
-    r.warmup_failures += rec.warmup_failures();
-    for (std::size_t i = 0; i < rec.interval_count(); ++i) {
-      if (r.intervals.size() <= i) {
-        r.intervals.emplace_back();
-        r.intervals[i].start_s = static_cast<double>(rec.interval(i).start_ns) / 1e9;
-      }
-      IntervalResult& in = r.intervals[i];
-      const Interval& part = rec.interval(i);
-      in.length_s = std::max(in.length_s, static_cast<double>(part.length_ns) / 1e9);
-      in.messages += part.messages;
-      in.bytes += part.bytes;
-      in.errors += part.errors;
-      in.latency.merge(part.latency);
-      if (part.uncorrected) {
-        if (!in.uncorrected) in.uncorrected.emplace(make_interval_histogram());
-        in.uncorrected->merge(*part.uncorrected);
-      }
-      if (part.send_lag) {
-        if (!in.send_lag) in.send_lag.emplace(make_interval_send_lag_histogram());
-        in.send_lag->merge(*part.send_lag);
-      }
-    }
-    r.threads.push_back(rec.usage());
-    for (std::size_t i = 0; i < syscalls.size(); ++i) {
-      syscalls[i] += loop->syscalls().syscalls[i];
-    }
-  }
-  for (std::size_t i = 0; i < syscalls.size(); ++i) {
-    if (syscalls[i] > 0) {
-      r.syscalls[std::string(to_string(static_cast<Syscall>(i)))] = syscalls[i];
-    }
-  }
-  r.measured_s = std::max(1e-9, static_cast<double>(measure_end - clock.measure_start) / 1e9);
-  r.stopped_by = time_limit    ? "time_limit"
-                 : interrupted ? "interrupted"
-                 : std::string(config.messages > 0 ? "messages" : "duration");
-  r.asked_msgs_per_s = config.mode == LoadMode::open ? config.rate : 0.0;
-  r.sent_msgs_per_s = static_cast<double>(r.sent) / r.measured_s;
-  r.msgs_per_s = static_cast<double>(r.received) / r.measured_s;
-  r.bytes_per_s = static_cast<double>(r.bytes_received) / r.measured_s;
-  assess_validity(r);
-  return r;
+  return fold_result(*run, wall_start, agreed_start);
 }
 
 }  // namespace echolab

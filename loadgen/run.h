@@ -4,23 +4,16 @@
 // over --threads event loops, lets them connect, starts the clock for all of them at once,
 // and merges what they measured, exactly, into a RunResult.
 #include <chrono>
-#include <cstdint>
 #include <functional>
 
 #include "core/address.h"
 #include "loadgen/config.h"
+#include "loadgen/live_status.h"
 #include "loadgen/result.h"
 
 namespace echolab {
 
-// What the live status line shows, sampled a few times a second.
-struct LiveStatus {
-  double elapsed_s = 0;  // since the start, warm-up included
-  bool warming_up = false;
-  double msgs_per_s = 0;  // over the last sample period
-  double p99_us = -1;     // of the last complete interval; < 0 before there is one
-  std::uint64_t errors = 0;
-};
+// Called from run_load's own thread, a few times a second, while the run goes on.
 using StatusCallback = std::function<void(const LiveStatus&)>;
 
 // The first resolved address that answers: streams must accept a connection, datagram
@@ -36,7 +29,10 @@ using StatusCallback = std::function<void(const LiveStatus&)>;
 using StartAgreement = std::function<std::chrono::system_clock::time_point()>;
 
 // Throws UsageError or std::system_error during set-up only (a generator thread that fails
-// to set up included); once running, every failure is counted in the result.
+// to set up included); once running, every failure is counted in the result. One exception:
+// generator threads still running well past the hard time limit (a bug) are left behind,
+// detached, and std::runtime_error "generator threads did not stop at the hard time limit"
+// is thrown: never a hang, never an exit of the process.
 [[nodiscard]] RunResult run_load(const LoadConfig& config, const StatusCallback& on_status = {},
                                  const StartAgreement& agree_on_start = {});
 

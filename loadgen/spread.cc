@@ -47,7 +47,7 @@ double busiest_thread_share(const RunResult& result) {
 
 nlohmann::json describe_generator(const GeneratorResult& part, const LoadConfig& share) {
   const RunResult& r = part.result;
-  const nlohmann::json latency = latency_summary(r.corrected);
+  const nlohmann::json latency = latency_summary(r.tally.corrected);
   double user = 0;
   double sys = 0;
   for (const ThreadUsage& t : r.threads) {
@@ -60,10 +60,10 @@ nlohmann::json describe_generator(const GeneratorResult& part, const LoadConfig&
           {"asked_msgs_per_s", r.asked_msgs_per_s > 0 ? nlohmann::json(r.asked_msgs_per_s) : nlohmann::json()},
           {"sent_msgs_per_s", r.sent_msgs_per_s},
           {"msgs_per_s", r.msgs_per_s},
-          {"received", r.received},
+          {"received", r.tally.received},
           {"p50_us", latency.at("p50_us")},
           {"p99_us", latency.at("p99_us")},
-          {"errors", r.errors_total()},
+          {"errors", r.tally.failures_total()},
           {"cpu_user_s", user},
           {"cpu_sys_s", sys},
           {"busiest_thread_cpu_share", busiest_thread_share(r)},

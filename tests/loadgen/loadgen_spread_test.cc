@@ -46,8 +46,8 @@ TEST(LoadgenAgreedStart, TheRunStartsWhenAgreedAndSaysHowLate) {
   EXPECT_LT(*result.start_late_s, 0.1) << "woke far past the agreed start";
   // The measured window opens one warm-up after the real start.
   EXPECT_NEAR(result.start_unix_s, unix_seconds(agreed) + *result.start_late_s + 0.1, 1e-5);
-  EXPECT_GT(result.received, 0u);
-  EXPECT_EQ(result.errors_total(), 0u);
+  EXPECT_GT(result.tally.received, 0u);
+  EXPECT_EQ(result.tally.failures_total(), 0u);
   EXPECT_DOUBLE_EQ(to_json(result)["run"]["start_late_s"].get<double>(), *result.start_late_s);
   EXPECT_FALSE(run_load(config).start_late_s.has_value()) << "a run on its own agrees with nobody";
 }
@@ -90,14 +90,14 @@ TEST(LoadgenSpreadRuns, TwoGeneratorsSideBySideMergeExactlyIntoOneResultTheSchem
   for (const std::exception_ptr& error : errors) {
     if (error) std::rethrow_exception(error);
   }
-  Histogram expected = parts[0].result.corrected;
-  expected.merge(parts[1].result.corrected);
-  const std::uint64_t received = parts[0].result.received + parts[1].result.received;
+  Histogram expected = parts[0].result.tally.corrected;
+  expected.merge(parts[1].result.tally.corrected);
+  const std::uint64_t received = parts[0].result.tally.received + parts[1].result.tally.received;
   for (GeneratorResult& part : parts) part.result.config = to_json(total);
   // A loose skew limit: how punctual a loaded test machine wakes is not this test's subject.
   const RunResult merged = merge_generators(parts, total, 1s);
-  EXPECT_TRUE(merged.corrected == expected);
-  EXPECT_EQ(merged.received, received);
+  EXPECT_TRUE(merged.tally.corrected == expected);
+  EXPECT_EQ(merged.tally.received, received);
   EXPECT_GT(received, 0u);
   EXPECT_DOUBLE_EQ(merged.asked_msgs_per_s, 400.0);
   const nlohmann::json& ranks = merged.generators["ranks"];

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "loadgen/live_status.h"
 #include "loadgen/merge.h"
 #include "loadgen/message.h"
 #include "loadgen/options.h"
@@ -225,18 +226,20 @@ TEST(LoadgenRecorder, WarmupIsExcludedAndIntervalsSplitTheWindow) {
   // After the planned end: still recorded, in the last interval.
   recorder.record_echo(start + 3 * second - 1, start + 3 * second - 1, start + 3 * second + 1'000'000, 64);
   recorder.finish(start + 3 * second + 2'000'000);
-  EXPECT_EQ(recorder.warmup_messages(), 1u);
-  EXPECT_EQ(recorder.warmup_failures(), 1u);
-  EXPECT_EQ(recorder.received(), 3u);
-  EXPECT_EQ(recorder.corrected().count(), 3u);
-  EXPECT_EQ(recorder.failures(Failure::timeout), 1u);
+  const Tally& tally = recorder.tally();
+  EXPECT_EQ(tally.warmup_messages, 1u);
+  EXPECT_EQ(tally.warmup_failures, 1u);
+  EXPECT_EQ(tally.received, 3u);
+  EXPECT_EQ(tally.corrected.count(), 3u);
+  EXPECT_EQ(tally.failures[static_cast<std::size_t>(Failure::timeout)], 1u);
   ASSERT_EQ(recorder.interval_count(), 3u);
   EXPECT_EQ(recorder.closed_intervals(), 3u);
   EXPECT_EQ(recorder.interval(0).messages, 1u);
   EXPECT_EQ(recorder.interval(1).messages, 1u);
   EXPECT_EQ(recorder.interval(1).errors, 1u);
   EXPECT_EQ(recorder.interval(2).messages, 1u);
-  EXPECT_EQ(recorder.interval(2).length_ns, second);
+  EXPECT_DOUBLE_EQ(recorder.interval(2).start_s, 2.0);
+  EXPECT_DOUBLE_EQ(recorder.interval(2).length_s, 1.0);
 }
 
 // The interval log must hold every send-lag sample the totals hold: a send recorded before
@@ -249,12 +252,48 @@ TEST(LoadgenRecorder, EverySendIsInTheIntervalOfItsSendTime) {
   recorder.record_send(start, start + 40, 64, /*scheduled=*/true);  // no advance() before it
   recorder.record_send(start + second, start + second + 7, 64, /*scheduled=*/true);
   recorder.finish(start + 2 * second);
-  EXPECT_EQ(recorder.send_lag().count(), 2u);
+  EXPECT_EQ(recorder.tally().send_lag.count(), 2u);
   ASSERT_EQ(recorder.interval_count(), 2u);
   for (std::size_t i = 0; i < 2; ++i) {
     ASSERT_TRUE(recorder.interval(i).send_lag.has_value());
     EXPECT_EQ(recorder.interval(i).send_lag->count(), 1u) << "interval " << i;
   }
+}
+
+// The status line reads only what the recorders publish for other threads: their counters,
+// and the newest interval every one of them has closed.
+TEST(LoadgenLiveStatus, ShowsPublishedCountsAndTheLastIntervalAllThreadsClosed) {
+  const std::int64_t start = 10'000'000'000;
+  const std::int64_t second = 1'000'000'000;
+  const std::int64_t measure = start + second;  // after one second of warm-up
+  Recorder a(INT64_MAX, second, 10);
+  Recorder b(INT64_MAX, second, 10);
+  a.set_measure_start(measure);
+  b.set_measure_start(measure);
+  LiveStatusSampler sampler({&a, &b}, start, measure);
+
+  const LiveStatus warming = sampler.sample(start + second / 2);
+  EXPECT_TRUE(warming.warming_up);
+  EXPECT_DOUBLE_EQ(warming.elapsed_s, 0.5);
+  EXPECT_DOUBLE_EQ(warming.msgs_per_s, 0.0);
+  EXPECT_EQ(warming.errors, 0u);
+  EXPECT_LT(warming.p99_us, 0.0);
+
+  a.record_echo(measure, measure, measure + 2'000'000, 64);
+  b.record_echo(measure, measure, measure + 4'000'000, 64);
+  b.count(Failure::timeout, measure + 1);
+  a.advance(measure + second);  // a closed its first interval, b has not yet
+  const LiveStatus measuring = sampler.sample(measure + second / 2);
+  EXPECT_FALSE(measuring.warming_up);
+  EXPECT_DOUBLE_EQ(measuring.elapsed_s, 1.5);
+  EXPECT_DOUBLE_EQ(measuring.msgs_per_s, 2.0);  // two echoes over the second since the last
+  EXPECT_EQ(measuring.errors, 1u);
+  EXPECT_LT(measuring.p99_us, 0.0);
+
+  b.advance(measure + second);
+  const LiveStatus closed = sampler.sample(measure + 3 * second / 2);
+  EXPECT_DOUBLE_EQ(closed.msgs_per_s, 0.0);
+  EXPECT_NEAR(closed.p99_us, 4000.0, 40.0);  // both threads' first interval: 2 ms and 4 ms
 }
 
 RunResult sample_result(double start_unix_s, std::uint64_t scale) {
@@ -266,17 +305,17 @@ RunResult sample_result(double start_unix_s, std::uint64_t scale) {
   r.measured_s = 1.0;
   r.stopped_by = "duration";
   r.asked_msgs_per_s = 1000;
-  r.sent = r.received = 1000 * scale;
+  r.tally.sent = r.tally.received = 1000 * scale;
   r.sent_msgs_per_s = r.msgs_per_s = 1000.0 * static_cast<double>(scale);
-  r.failures[static_cast<int>(Failure::timeout)] = scale;
+  r.tally.failures[static_cast<std::size_t>(Failure::timeout)] = scale;
   for (std::uint64_t i = 1; i <= 1000 * scale; ++i) {
-    r.corrected.record(static_cast<std::int64_t>(i * 1000 / scale));
-    r.uncorrected.record(static_cast<std::int64_t>(i * 900 / scale));
-    r.send_lag.record(static_cast<std::int64_t>(i));
+    r.tally.corrected.record(static_cast<std::int64_t>(i * 1000 / scale));
+    r.tally.uncorrected.record(static_cast<std::int64_t>(i * 900 / scale));
+    r.tally.send_lag.record(static_cast<std::int64_t>(i));
   }
-  IntervalResult interval;
+  Interval interval;
   interval.length_s = 1.0;
-  interval.messages = r.received;
+  interval.messages = r.tally.received;
   interval.latency.record(5000);
   r.intervals.push_back(std::move(interval));
   r.threads.push_back(ThreadUsage{.user_s = 0.1, .sys_s = 0.2, .wall_s = 1.0, .busy_s = 0.25, .largest_burst = 3});
@@ -310,15 +349,15 @@ TEST(LoadgenResult, JsonRoundTripIsLossless) {
   const nlohmann::json once = to_json(original);
   const RunResult back = result_from_json(once);
   EXPECT_EQ(to_json(back), once);
-  EXPECT_TRUE(back.corrected == original.corrected);
+  EXPECT_TRUE(back.tally.corrected == original.tally.corrected);
   EXPECT_THROW((void)result_from_json(nlohmann::json{{"schema", "other"}}), std::invalid_argument);
 }
 
 TEST(LoadgenResult, ValidityNamesItsReasons) {
   RunResult r = sample_result(100.0, 1);
   EXPECT_TRUE(r.valid) << ::testing::PrintToString(r.invalid_reasons);
-  r.send_lag.record(50'000'000);
-  for (int i = 0; i < 100; ++i) r.send_lag.record(50'000'000);
+  r.tally.send_lag.record(50'000'000);
+  for (int i = 0; i < 100; ++i) r.tally.send_lag.record(50'000'000);
   r.threads.push_back(ThreadUsage{.user_s = 0.9, .sys_s = 0.09, .wall_s = 1.0, .busy_s = 0.95});
   r.sent_msgs_per_s = 500;
   assess_validity(r);
@@ -366,15 +405,15 @@ TEST(LoadgenMerge, CountsAddAndHistogramsMergeExactly) {
   const RunResult a = sample_result(100.0, 1);
   const RunResult b = sample_result(100.2, 3);
   const RunResult merged = merge_results({{"a.json", a}, {"b.json", b}}, false);
-  EXPECT_EQ(merged.received, a.received + b.received);
-  EXPECT_EQ(merged.failures[static_cast<int>(Failure::timeout)], 4u);
+  EXPECT_EQ(merged.tally.received, a.tally.received + b.tally.received);
+  EXPECT_EQ(merged.tally.failures[static_cast<std::size_t>(Failure::timeout)], 4u);
   EXPECT_DOUBLE_EQ(merged.msgs_per_s, a.msgs_per_s + b.msgs_per_s);
   EXPECT_DOUBLE_EQ(merged.asked_msgs_per_s, 2000.0);
-  Histogram all = a.corrected;
-  all.merge(b.corrected);
-  EXPECT_TRUE(merged.corrected == all);
+  Histogram all = a.tally.corrected;
+  all.merge(b.tally.corrected);
+  EXPECT_TRUE(merged.tally.corrected == all);
   EXPECT_EQ(merged.intervals.size(), 1u);
-  EXPECT_EQ(merged.intervals[0].messages, a.received + b.received);
+  EXPECT_EQ(merged.intervals[0].messages, a.tally.received + b.tally.received);
   EXPECT_EQ(merged.intervals[0].latency.count(), 2u);
   EXPECT_EQ(merged.sources.size(), 2u);
   EXPECT_EQ(merged.syscalls.at("send"), 4000u);
@@ -402,8 +441,8 @@ TEST(LoadgenMerge, OneInputIsAMergeOfOne) {
   a.invalid_reasons = {"too slow"};
   a.valid = false;
   const RunResult merged = merge_results({{"rank 0 on h", a}}, false);
-  EXPECT_EQ(merged.received, a.received);
-  EXPECT_TRUE(merged.corrected == a.corrected);
+  EXPECT_EQ(merged.tally.received, a.tally.received);
+  EXPECT_TRUE(merged.tally.corrected == a.tally.corrected);
   ASSERT_EQ(merged.sources.size(), 1u);
   EXPECT_EQ(merged.sources[0]["file"], "rank 0 on h");
   EXPECT_EQ(merged.invalid_reasons, std::vector<std::string>{"rank 0 on h: too slow"});
@@ -441,13 +480,13 @@ TEST(LoadgenMerge, NumbersFromFilesAreChecked) {
   }
   RunResult a = sample_result(100.0, 1);
   RunResult b = sample_result(100.2, 1);
-  a.sent = b.sent = UINT64_MAX / 2 + 1;
+  a.tally.sent = b.tally.sent = UINT64_MAX / 2 + 1;
   EXPECT_THROW((void)merge_results({{"a", a}, {"b", b}}, false), UsageError);
   RunResult c = sample_result(100.2, 1);
-  c.failures[static_cast<int>(Failure::timeout)] = UINT64_MAX;
+  c.tally.failures[static_cast<std::size_t>(Failure::timeout)] = UINT64_MAX;
   EXPECT_THROW((void)merge_results({{"a", sample_result(100.0, 1)}, {"c", c}}, false), UsageError);
   RunResult d = sample_result(100.2, 1);
-  d.corrected = Histogram(1, 1'000'000, 2);  // another layout: a bad file, not a crash
+  d.tally.corrected = Histogram(1, 1'000'000, 2);  // another layout: a bad file, not a crash
   EXPECT_THROW((void)merge_results({{"a", sample_result(100.0, 1)}, {"d", d}}, false), UsageError);
 }
 
@@ -514,13 +553,13 @@ TEST(LoadgenSpread, GeneratorsMergeExactlyWithTheirBreakdown) {
   const LoadConfig total = parse({"--mode", "open", "--rate", "2000", "-c", "2"});
   GeneratorResult first = generator(0, 100.0, 1, 0.000'2);
   GeneratorResult second = generator(1, 100.0, 3, 0.000'5);
-  Histogram all = first.result.corrected;
-  all.merge(second.result.corrected);
+  Histogram all = first.result.tally.corrected;
+  all.merge(second.result.tally.corrected);
   // Given out of order, as they could arrive.
   const RunResult merged = merge_generators({second, first}, total, std::chrono::milliseconds(1));
   EXPECT_TRUE(merged.valid) << ::testing::PrintToString(merged.invalid_reasons);
-  EXPECT_TRUE(merged.corrected == all);
-  EXPECT_EQ(merged.received, 4000u);
+  EXPECT_TRUE(merged.tally.corrected == all);
+  EXPECT_EQ(merged.tally.received, 4000u);
   const nlohmann::json& g = merged.generators;
   EXPECT_EQ(g["count"], 2);
   EXPECT_DOUBLE_EQ(g["start_skew_us"].get<double>(), 500.0);
@@ -532,7 +571,7 @@ TEST(LoadgenSpread, GeneratorsMergeExactlyWithTheirBreakdown) {
   EXPECT_EQ(g["ranks"][1]["connections"], 1);
   EXPECT_EQ(g["ranks"][1]["errors"], 3u);
   EXPECT_DOUBLE_EQ(g["ranks"][0]["start_late_us"].get<double>(), 200.0);
-  EXPECT_EQ(g["ranks"][1]["p99_us"], latency_summary(second.result.corrected)["p99_us"]);
+  EXPECT_EQ(g["ranks"][1]["p99_us"], latency_summary(second.result.tally.corrected)["p99_us"]);
   EXPECT_EQ(merged.sources.size(), 2u);
   EXPECT_EQ(to_json(result_from_json(to_json(merged))), to_json(merged));
 }

@@ -132,9 +132,9 @@ TEST(LoadgenReceiveTime, ADatagramIsTimedWhenReadNotWhenTheWaitReturned) {
 
   connection.on_events(EPOLLIN, sent + 1000);  // "the wait returned 1 us after the send"
   one.recorder.finish(monotonic_ns());
-  ASSERT_EQ(one.recorder.received(), 1u);
-  EXPECT_GE(one.recorder.uncorrected().min(), kPeerDelayNs);
-  EXPECT_GE(one.recorder.corrected().min(), kPeerDelayNs);
+  ASSERT_EQ(one.recorder.tally().received, 1u);
+  EXPECT_GE(one.recorder.tally().uncorrected.min(), kPeerDelayNs);
+  EXPECT_GE(one.recorder.tally().corrected.min(), kPeerDelayNs);
 }
 
 TEST(LoadgenReceiveTime, StreamBytesAreTimedWhenReadNotWhenTheWaitReturned) {
@@ -160,9 +160,9 @@ TEST(LoadgenReceiveTime, StreamBytesAreTimedWhenReadNotWhenTheWaitReturned) {
 
   connection.on_events(EPOLLIN, sent + 1000);
   one.recorder.finish(monotonic_ns());
-  ASSERT_EQ(one.recorder.received(), 1u);
-  EXPECT_GE(one.recorder.uncorrected().min(), kPeerDelayNs);
-  EXPECT_GE(one.recorder.corrected().min(), kPeerDelayNs);
+  ASSERT_EQ(one.recorder.tally().received, 1u);
+  EXPECT_GE(one.recorder.tally().uncorrected.min(), kPeerDelayNs);
+  EXPECT_GE(one.recorder.tally().corrected.min(), kPeerDelayNs);
 }
 
 }  // namespace
