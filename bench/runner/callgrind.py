@@ -36,13 +36,15 @@ STOP_TIMEOUT_S = 60
 
 
 def cells_for(cells):
-    """One cell per engine, in spec order: its first cell, as one connection closed loop."""
+    """One cell per engine, in spec order: its first cell, as one connection closed loop from
+    one plain echolab-loadgen. A server's instructions per message do not depend on how many
+    generators (or connections) send them, and the count must be the same in every spec."""
     chosen, seen = [], set()
     for cell in cells:
         if cell.get("reference") or cell["engine"] in seen:
             continue
         seen.add(cell["engine"])
-        one = dict(cell, mode="closed", connections=1, pipeline=1, rate=None)
+        one = dict(cell, mode="closed", connections=1, pipeline=1, rate=None, generators=1)
         chosen.append(one)
     return chosen
 
