@@ -24,6 +24,7 @@
 #include "loadgen/message.h"
 #include "loadgen/recorder.h"
 #include "loadgen/stream_connection.h"
+#include "tests/support/socket_client.h"
 
 namespace echolab {
 namespace {
@@ -89,20 +90,6 @@ void pump_until(OneConnection& one, Connection& connection, const auto& done) {
   }
 }
 
-std::vector<std::byte> receive_exactly(int fd, std::size_t size) {
-  std::vector<std::byte> bytes(size);
-  std::size_t got = 0;
-  while (got < size) {
-    const ssize_t n = ::recv(fd, bytes.data() + got, size - got, 0);
-    if (n <= 0) {
-      ADD_FAILURE() << "peer: recv ended after " << got << " of " << size << " bytes";
-      return {};
-    }
-    got += static_cast<std::size_t>(n);
-  }
-  return bytes;
-}
-
 // The readiness the event loop would have reported, consumed here so that the connection
 // is told of it with a time of the test's choosing.
 void await_readable(const OneConnection& one) {
@@ -151,11 +138,12 @@ TEST(LoadgenReceiveTime, StreamBytesAreTimedWhenReadNotWhenTheWaitReturned) {
   const std::int64_t sent = monotonic_ns();
   connection.submit(sent, sent);
   const std::size_t wire = wire_size(Protocol::framed, 64);
-  const std::vector<std::byte> request = receive_exactly(peer.get(), wire);
-  ASSERT_EQ(request.size(), wire);
+  std::vector<std::byte> request(wire);
+  const test::IoResult received = test::receive_exact(peer.get(), request);
+  ASSERT_TRUE(received.ok()) << "peer: " << received.describe();
   std::this_thread::sleep_for(kPeerDelay);
-  ASSERT_EQ(::send(peer.get(), request.data(), request.size(), MSG_NOSIGNAL),
-            static_cast<ssize_t>(request.size()));
+  const test::IoResult echoed = test::send_all(peer.get(), request);
+  ASSERT_TRUE(echoed.ok()) << "peer: " << echoed.describe();
   await_readable(one);
 
   connection.on_events(EPOLLIN, sent + 1000);
