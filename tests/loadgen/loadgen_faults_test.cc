@@ -36,13 +36,20 @@ std::vector<std::string> flags(const FaultyEchoServer& server, std::vector<std::
 // sleeps between sends: the ~300 messages that fell due meanwhile go out back to back in the
 // wake-up after it (a bounded batch, a poll for echoes, the rest: no sleep between), and each
 // is still timed from its intended send time, so the stall shows in the corrected latency.
+// The stop waits for the server to have seen 400 messages rather than for a fixed time: a
+// generator slow to start (a sanitizer build, a busy machine) must be stopped inside its
+// measured run, not before it.
 TEST(LoadgenFaults, MessagesDueDuringAGeneratorStallGoOutInOneWakeUp) {
   TempDir dir("loadgen-faults");
-  EchoServerProcess server = start_echolab_server("epoll", "tcp", "framed", "127.0.0.1:0");
-  LoadgenRun run(dir, {"--target", server.ready().address, "--mode", "open", "--rate", "2000",
+  FaultyEchoServer server(Fault::none, 0);
+  LoadgenRun run(dir, {"--target", server.address(), "--mode", "open", "--rate", "2000",
                        "--connections", "16", "--warmup", "0", "--duration", "1.5s", "--timeout", "1s",
                        "--quiet", "--no-status"});
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (server.messages() < 400 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_GE(server.messages(), 400u) << "the generator never got going";
   ASSERT_TRUE(run.send_signal(SIGSTOP));
   std::this_thread::sleep_for(std::chrono::milliseconds(150));
   ASSERT_TRUE(run.send_signal(SIGCONT));
