@@ -5,6 +5,7 @@
 // flight up to core/stop.h's cutoff, counting the rest unanswered.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/syscall.h>
 
 #include <chrono>
 #include <string>
@@ -13,6 +14,7 @@
 #include "core/stop.h"
 #include "tests/support/engine_cases.h"
 #include "tests/support/payload.h"
+#include "tests/support/proc_fs.h"
 #include "tests/support/server_under_test.h"
 #include "tests/support/socket_client.h"
 
@@ -24,6 +26,8 @@ using Clock = std::chrono::steady_clock;
 constexpr std::string_view kEngine = "reactor-pool";
 constexpr int kWorkers = 4;
 constexpr milliseconds kIoTimeout{10'000};
+// A worker in its --work sleep: the frame was received and handed off.
+const std::vector<long> kInWork = {SYS_clock_nanosleep, SYS_nanosleep};
 
 std::vector<std::byte> random_frame(FastRandom& random, std::size_t size) {
   std::vector<std::byte> payload(size);
@@ -128,7 +132,7 @@ TEST_P(ReactorPoolTest, StopSendsWorkFinishedInTheDrain) {
   auto fd = connect_socket(server.address(), SOCK_STREAM, kIoTimeout);
   const auto frame = random_frame(random, 1000);
   ASSERT_TRUE(send_all(fd.get(), frame).ok());
-  std::this_thread::sleep_for(milliseconds(100));  // the frame is received and handed off
+  ASSERT_TRUE(wait_for_a_thread_in(server.pid(), kInWork, kIoTimeout)) << "no worker took the frame";
   ASSERT_EQ(::kill(server.pid(), SIGTERM), 0);
   std::vector<std::byte> echo(frame.size());
   ASSERT_TRUE(receive_exact(fd.get(), echo).ok());
@@ -147,7 +151,7 @@ TEST_P(ReactorPoolTest, StopCutsOffWorkPastTheCutoff) {
   ServerUnderTest server(kEngine, GetParam(), {"--workers", "2", "--work", "sleep:10s"});
   auto fd = connect_socket(server.address(), SOCK_STREAM, kIoTimeout);
   ASSERT_TRUE(send_all(fd.get(), random_frame(random, 1000)).ok());
-  std::this_thread::sleep_for(milliseconds(100));
+  ASSERT_TRUE(wait_for_a_thread_in(server.pid(), kInWork, kIoTimeout)) << "no worker took the frame";
   const auto start = Clock::now();
   const StopReport report = server.stop();
   const auto took = std::chrono::duration_cast<milliseconds>(Clock::now() - start);

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 
 #include <algorithm>
 #include <chrono>
@@ -25,6 +26,7 @@
 #include "core/stop.h"
 #include "tests/robustness/clients.h"
 #include "tests/support/case_result.h"
+#include "tests/support/proc_fs.h"
 #include "tests/support/process_tree.h"
 #include "tests/support/server_under_test.h"
 
@@ -219,7 +221,9 @@ TEST_P(StopDuringWork, TheDrainDeadlineHoldsAndEveryFrameIsAccountedFor) {
   auto fd = connect_socket(server.address(), SOCK_STREAM, kIoTimeout);
   const std::vector<std::byte> frames(kFrames * 4);  // empty frames: 4 zero bytes each
   ASSERT_TRUE(send_all(fd.get(), frames).ok());
-  std::this_thread::sleep_for(milliseconds(300));  // the server reads them and starts working
+  // The server has read them and is working: some thread or child is asleep in the work.
+  ASSERT_TRUE(wait_for_a_thread_in(server.server().pid(), {SYS_clock_nanosleep, SYS_nanosleep}, kIoTimeout))
+      << server.describe();
 
   ASSERT_TRUE(server.server().process().send_signal(SIGTERM));
   const auto stopped_at = Clock::now();

@@ -7,12 +7,14 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 
 #include <algorithm>
 #include <cstring>
 
 #include "tests/robustness/clients.h"
 #include "tests/support/case_result.h"
+#include "tests/support/proc_fs.h"
 #include "tests/support/process_tree.h"
 #include "tests/support/server_under_test.h"
 
@@ -273,7 +275,8 @@ TEST_P(AcceptLockHolderKilled, ReplacementTakesTheLockOverAndServes) {
     }
     std::vector<pid_t> workers;
     ASSERT_TRUE(eventually([&] { return (workers = children_of(server.pid())).size() == 1; }, kIoTimeout));
-    std::this_thread::sleep_for(milliseconds(200));  // back in accept(), holding the lock
+    // Back in accept(), holding the lock.
+    ASSERT_TRUE(wait_for_a_thread_in(workers.front(), {SYS_accept, SYS_accept4}, kIoTimeout)) << server.describe();
     ASSERT_EQ(::kill(workers.front(), SIGKILL), 0);
     ASSERT_TRUE(eventually(
         [&] {

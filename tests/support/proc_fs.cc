@@ -225,6 +225,43 @@ int wait_for_fd_count(pid_t pid, int expected, milliseconds timeout) {
   }
 }
 
+namespace {
+
+bool process_is_in(pid_t pid, const std::vector<long>& syscalls) {
+  std::error_code error;
+  for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", error)) {
+    // "230 0x1 ..." while blocked in system call 230; "running", or -1 outside a call.
+    std::ifstream in(task.path() / "syscall");
+    long number = -1;
+    if (in >> number && std::find(syscalls.begin(), syscalls.end(), number) != syscalls.end()) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+bool a_thread_is_in(pid_t root, const std::vector<long>& syscalls) {
+  if (process_is_in(root, syscalls)) {
+    return true;
+  }
+  const auto below = list_descendants(root);
+  return std::any_of(below.begin(), below.end(),
+                     [&](const ProcStat& process) { return process_is_in(process.pid, syscalls); });
+}
+
+bool wait_for_a_thread_in(pid_t root, const std::vector<long>& syscalls, milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const bool found = a_thread_is_in(root, syscalls);
+    if (found || std::chrono::steady_clock::now() >= deadline) {
+      return found;
+    }
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+}
+
 void adopt_orphans() { ::prctl(PR_SET_CHILD_SUBREAPER, 1); }
 
 DescendantTracker::DescendantTracker(pid_t root, milliseconds interval)

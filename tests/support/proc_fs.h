@@ -52,6 +52,16 @@ void reap_if_adopted(const ProcStat& recorded, std::chrono::milliseconds timeout
 // Polls until count_open_fds(pid) == expected or `timeout` passes; returns the last count.
 [[nodiscard]] int wait_for_fd_count(pid_t pid, int expected, std::chrono::milliseconds timeout);
 
+// Whether a thread of `root`, or of a process below it, is blocked in one of `syscalls`
+// (numbers from <sys/syscall.h>), as /proc/PID/task/TID/syscall says. This is how a test
+// knows a server has got somewhere (a worker asleep in its --work, a child back in accept)
+// rather than guessing with a fixed sleep that a slow or sanitized build outlasts.
+[[nodiscard]] bool a_thread_is_in(pid_t root, const std::vector<long>& syscalls);
+
+// Polls a_thread_is_in until it is true or `timeout` passes; the last answer.
+[[nodiscard]] bool wait_for_a_thread_in(pid_t root, const std::vector<long>& syscalls,
+                                        std::chrono::milliseconds timeout);
+
 // Connections waiting to be accepted on every TCP listener bound to `port` (all of the
 // listeners SO_REUSEPORT lets share it, each with its own queue), from /proc/net/tcp and
 // /proc/net/tcp6 of this network namespace; -1 when neither can be read.
