@@ -25,6 +25,15 @@ SLO_PERCENTILES = {50: "p50_us", 90: "p90_us", 99: "p99_us", 99.9: "p99_9_us", 9
 # The bisection stops once the bracket's ends are within this ratio: closer than the
 # run-to-run noise of a shared machine, a further step would only measure the noise.
 PRECISION_RATIO = 1.02
+# A percentile judged from fewer samples than this many beyond it is the noise of a handful
+# of messages (at p99, a run of 30 messages judges its maximum): see min_answered().
+TAIL_SAMPLES = 10
+
+
+def min_answered(percentile):
+    """Answered messages a run needs before its `percentile` means anything: TAIL_SAMPLES
+    of them beyond it (1,000 for p99, 20 for p50)."""
+    return math.ceil(round(TAIL_SAMPLES / (1 - percentile / 100), 6))
 
 
 class KneeSpecError(ValueError):
@@ -124,12 +133,25 @@ def sweep_rates(capacity, sweep):
 
 def slo_verdict(record, slo):
     """(passed, why) of one open-loop run against the objective: the run ran, is valid (the
-    generator kept its schedule) and the percentile is within the bound."""
+    generator kept its schedule), lost no message, answered enough messages for the
+    percentile to mean something, and the percentile is within the bound. A message that
+    timed out or was lost has no latency in the histograms, but it certainly missed the
+    objective: a server that answers one client and leaves fifteen waiting does not meet a
+    p99 of 1 ms however fast that one client is served."""
     if record.get("status") != "ok":
         return False, f"failed: {record.get('reason', 'no reason given')}"
     loadgen = record.get("loadgen") or {}
     if loadgen.get("valid") is False:
         return False, "invalid: " + "; ".join(loadgen.get("invalid_reasons") or ["no reason given"])
+    failed = (loadgen.get("errors") or {}).get("total")
+    answered = (loadgen.get("messages") or {}).get("received")
+    if not _number(failed) or not _number(answered):
+        return False, "no message or error counts in the load generator's summary"
+    if failed > 0:
+        return False, f"{failed:,} messages failed (timed out, lost or wrong): each missed the objective"
+    needed = min_answered(slo["percentile"])
+    if answered < needed:
+        return False, (f"{answered:,} messages answered: a p{slo['percentile']:g} needs at least {needed:,}")
     key = SLO_PERCENTILES[slo["percentile"]]
     value = ((loadgen.get("latency") or {}).get("corrected") or {}).get(key)
     if not _number(value):
@@ -140,7 +162,7 @@ def slo_verdict(record, slo):
 
 
 def search_slo_capacity(measure, low, high, max_steps, known=(), time_left=lambda: True,
-                        precision=PRECISION_RATIO):
+                        precision=PRECISION_RATIO, floor=1):
     """The highest rate that passes, bracketed: a pure search over `measure(rate) -> bool`.
 
     `known` are (rate, passed) results measured already (the sweep's points): the bracket
@@ -148,10 +170,11 @@ def search_slo_capacity(measure, low, high, max_steps, known=(), time_left=lambd
     pass above a failure never widens it. Without a failure yet, the search tries `high`
     (then doubles); without a pass, `low` (then quarters); then it halves the bracket on the
     log scale (the geometric mean: rates span decades) until `max_steps` runs, the bracket
-    is within `precision`, or `time_left()` says no.
+    is within `precision`, or `time_left()` says no. It never tries a rate under `floor`
+    (too few messages in a run to judge the percentile), and stops when `floor` has failed.
 
     Returns {"interval": [highest passing or None, lowest failing or None], "steps":
-    [(rate, passed)], "stopped": "steps" | "precision" | "time"}: both ends were measured,
+    [(rate, passed)], "stopped": "steps" | "precision" | "time" | "floor"}: both ends were measured,
     and the capacity at the objective lies between them (None: not found on that side)."""
     failing = min((rate for rate, passed in known if not passed), default=None)
     passing = max((rate for rate, passed in known if passed and (failing is None or rate < failing)), default=None)
@@ -172,9 +195,9 @@ def search_slo_capacity(measure, low, high, max_steps, known=(), time_left=lambd
             rate = low if round(low) < failing else failing / 4
         else:
             rate = math.sqrt(passing * failing)
-        rate = max(1, round(rate))
+        rate = max(floor, 1, round(rate))
         if rate in (passing, failing):  # whole msgs/s: the bracket cannot shrink further
-            stopped = "precision"
+            stopped = "floor" if rate == failing and rate <= floor else "precision"
             break
         passed = bool(measure(rate))
         steps.append((rate, passed))
@@ -264,9 +287,11 @@ def _search(cell, plan_id, suffix, run, slo, capacity, known, clock):
         return passed
 
     sweep = sweep_settings(cell["rate"])
+    floor = math.ceil(min_answered(slo["percentile"]) / cell["duration_s"])
     found = search_slo_capacity(measure, sweep["from"] * capacity["msgs_per_s"], sweep["to"] * capacity["msgs_per_s"],
-                                slo["steps"], known=known,
+                                slo["steps"], known=known, floor=floor,
                                 time_left=lambda: clock() - started + expected <= slo["max_s"])
     return {"percentile": slo["percentile"], "max_us": slo["max_us"], "interval_msgs_per_s": found["interval"],
+            "floor_msgs_per_s": floor,
             "stopped": found["stopped"], "seeded_from_sweep": [[rate, passed] for rate, passed in known],
             "steps": steps, "seconds": round(clock() - started, 2)}

@@ -168,6 +168,17 @@ class Bisection(unittest.TestCase):
                                          known=[(1000, True), (12000, True)])
         self.assertEqual((measured, found["interval"]), ([24000], [24000, None]))
 
+    def test_the_search_stops_at_its_floor_instead_of_judging_a_handful_of_messages(self):
+        measured = []
+        nothing = knee.search_slo_capacity(monotone(0, measured), 1000, 12000, 6, floor=334)
+        self.assertEqual(measured, [12000, 1000, 334])
+        self.assertEqual((nothing["interval"], nothing["stopped"]), ([None, 334], "floor"))
+        measured = []
+        low = knee.search_slo_capacity(monotone(500, measured), 1000, 12000, 6, floor=334)
+        self.assertTrue(all(rate >= 334 for rate in measured), measured)
+        self.assertLessEqual(low["interval"][0], 500)
+        self.assertGreater(low["interval"][1], 500)
+
     def test_the_time_budget_and_the_precision_stop_the_search(self):
         budget = iter([True, True, False])
         found = knee.search_slo_capacity(monotone(37000, []), 5000, 60000, 6, time_left=lambda: next(budget))
@@ -182,7 +193,8 @@ def synthetic_record(cell, knee_p99_at):
     """The record of a server that saturates at `knee_p99_at` msgs/s: closed loop, it
     achieves that rate; open loop, p99 is 100 µs below it and grows tenfold per 10% above."""
     record = {"status": "ok", "cell": cell,
-              "loadgen": {"valid": True, "invalid_reasons": [], "throughput": {}, "latency": {"corrected": {}}}}
+              "loadgen": {"valid": True, "invalid_reasons": [], "throughput": {}, "latency": {"corrected": {}},
+                          "errors": {"total": 0}, "messages": {"received": 10 ** 6}}}
     if cell["mode"] == "closed":
         record["loadgen"]["throughput"]["msgs_per_s"] = float(knee_p99_at)
     else:
@@ -258,14 +270,35 @@ class Plan(unittest.TestCase):
 
     def test_verdicts_say_why(self):
         slo = knee.slo_settings(dict(SLO))
-        ok = {"status": "ok", "loadgen": {"valid": True, "latency": {"corrected": {"p99_us": 800.0}}}}
-        self.assertEqual(knee.slo_verdict(ok, slo), (True, "p99 800 µs within 1000 µs"))
-        slow = {"status": "ok", "loadgen": {"valid": True, "latency": {"corrected": {"p99_us": 1500.0}}}}
-        self.assertEqual(knee.slo_verdict(slow, slo), (False, "p99 1,500 µs over 1000 µs"))
-        invalid = {"status": "ok", "loadgen": {"valid": False, "invalid_reasons": ["lag"],
-                                               "latency": {"corrected": {"p99_us": 10.0}}}}
+
+        def record(p99_us, received=5000, failed=0, **loadgen):
+            return {"status": "ok", "loadgen": dict({"valid": True, "latency": {"corrected": {"p99_us": p99_us}},
+                                                     "errors": {"total": failed}, "messages": {"received": received}},
+                                                    **loadgen)}
+
+        self.assertEqual(knee.slo_verdict(record(800.0), slo), (True, "p99 800 µs within 1000 µs"))
+        self.assertEqual(knee.slo_verdict(record(1500.0), slo), (False, "p99 1,500 µs over 1000 µs"))
+        invalid = record(10.0, valid=False, invalid_reasons=["lag"])
         self.assertEqual(knee.slo_verdict(invalid, slo), (False, "invalid: lag"))
         self.assertEqual(knee.slo_verdict({"status": "failed", "reason": "x"}, slo), (False, "failed: x"))
+
+    def test_a_run_that_lost_messages_misses_the_objective_however_fast_the_rest(self):
+        # The reference run's iterative engine at 107 msgs/s over 16 connections: one client
+        # served in 734 µs at p99, 301 messages of the others timed out in the backlog.
+        slo = knee.slo_settings(dict(SLO))
+        lossy = {"status": "ok", "loadgen": {"valid": True, "latency": {"corrected": {"p99_us": 734.0}},
+                                             "errors": {"total": 301}, "messages": {"received": 20}}}
+        self.assertEqual(knee.slo_verdict(lossy, slo),
+                         (False, "301 messages failed (timed out, lost or wrong): each missed the objective"))
+        uncounted = {"status": "ok", "loadgen": {"valid": True, "latency": {"corrected": {"p99_us": 10.0}}}}
+        self.assertFalse(knee.slo_verdict(uncounted, slo)[0])
+
+    def test_a_percentile_of_a_handful_of_messages_is_not_judged(self):
+        slo = knee.slo_settings(dict(SLO))
+        few = {"status": "ok", "loadgen": {"valid": True, "latency": {"corrected": {"p99_us": 846.0}},
+                                           "errors": {"total": 0}, "messages": {"received": 21}}}
+        self.assertEqual(knee.slo_verdict(few, slo), (False, "21 messages answered: a p99 needs at least 1,000"))
+        self.assertEqual([knee.min_answered(p) for p in (50, 90, 99, 99.9)], [20, 100, 1000, 10000])
 
 
 class TinyKneeRun(ResultSetCase):
