@@ -161,51 +161,90 @@ def slo_verdict(record, slo):
     return True, f"p{slo['percentile']:g} {value:,.0f} µs within {slo['max_us']:g} µs"
 
 
+def _verdicts(results):
+    """{rate: passed} from [(rate, passed)]: a rate measured more than once passes only if
+    every run of it passed."""
+    verdicts = {}
+    for rate, passed in results:
+        verdicts[rate] = verdicts.get(rate, True) and bool(passed)
+    return verdicts
+
+
+def _bracket(verdicts):
+    """(passing, failing, band) of the results so far: the top of the highest band of
+    consecutive passing rates, the lowest failure above it, and that band's rates. Without a
+    pass: (None, lowest failure, [])."""
+    rates = sorted(verdicts)
+    top = max((rate for rate in rates if verdicts[rate]), default=None)
+    if top is None:
+        return None, (rates[0] if rates else None), []
+    band = [top]
+    for rate in reversed([rate for rate in rates if rate < top]):
+        if not verdicts[rate]:
+            break
+        band.append(rate)
+    failing = min((rate for rate in rates if rate > top), default=None)
+    return top, failing, band
+
+
 def search_slo_capacity(measure, low, high, max_steps, known=(), time_left=lambda: True,
                         precision=PRECISION_RATIO, floor=1):
     """The highest rate that passes, bracketed: a pure search over `measure(rate) -> bool`.
 
-    `known` are (rate, passed) results measured already (the sweep's points): the bracket
-    starts from the lowest failing rate and the highest passing rate below it, so a noisy
-    pass above a failure never widens it. Without a failure yet, the search tries `high`
-    (then doubles); without a pass, `low` (then quarters); then it halves the bracket on the
-    log scale (the geometric mean: rates span decades) until `max_steps` runs, the bracket
-    is within `precision`, or `time_left()` says no. It never tries a rate under `floor`
-    (too few messages in a run to judge the percentile), and stops when `floor` has failed.
+    `known` are (rate, passed) results measured already (the sweep's points). The bracket
+    runs from the top of the highest band of consecutive passing rates to the lowest failure
+    above it. Latency grows with load, so a failure under a band of passes is a run the
+    machine disturbed, or a real low-load penalty (slow wake-ups of an idle server): it does
+    not cap the rates above it that were measured to pass, and it is reported
+    ("failed_below"). A lone pass above a failure, measured once, may be a disturbance the
+    other way: it is measured again before the search relies on it, and a rate passes only
+    if every run of it passed.
 
-    Returns {"interval": [highest passing or None, lowest failing or None], "steps":
-    [(rate, passed)], "stopped": "steps" | "precision" | "time" | "floor"}: both ends were measured,
-    and the capacity at the objective lies between them (None: not found on that side)."""
-    failing = min((rate for rate, passed in known if not passed), default=None)
-    passing = max((rate for rate, passed in known if passed and (failing is None or rate < failing)), default=None)
+    Without a failure yet, the search tries `high` (then doubles); without a pass, `low`
+    (then quarters); then it halves the bracket on the log scale (the geometric mean: rates
+    span decades) until `max_steps` runs, the bracket is within `precision`, or
+    `time_left()` says no. It never tries a rate under `floor` (too few messages in a run to
+    judge the percentile), and stops when `floor` has failed.
+
+    Returns {"interval": [highest passing or None, lowest failing above it or None],
+    "failed_below": [failing rates under the interval], "steps": [(rate, passed)],
+    "stopped": "steps" | "precision" | "time" | "floor"}: both ends were measured, and the
+    capacity at the objective lies between them (None: not found on that side)."""
+    results = [(rate, bool(passed)) for rate, passed in known]
     steps, stopped = [], "steps"
     while True:
+        verdicts = _verdicts(results)
+        passing, failing, band = _bracket(verdicts)
         if len(steps) >= max_steps:
             break
-        if passing is not None and failing is not None and failing <= passing * precision:
+        # A pass above a failure contradicts latency growing with load; one that rests on a
+        # single run (no passing neighbour, never repeated) is measured again.
+        unconfirmed = (len(band) == 1 and sum(1 for rate, _ in results if rate == passing) == 1
+                       and any(not ok and rate < passing for rate, ok in verdicts.items()))
+        if not unconfirmed and passing is not None and failing is not None and failing <= passing * precision:
             stopped = "precision"
             break
         if not time_left():
             stopped = "time"
             break
         # Compared as whole msgs/s: a sweep's rates are the same fractions, rounded.
-        if failing is None:
+        if unconfirmed:
+            rate = passing
+        elif failing is None:
             rate = high if passing is None or passing < round(high) else passing * 2
         elif passing is None:
             rate = low if round(low) < failing else failing / 4
         else:
             rate = math.sqrt(passing * failing)
         rate = max(floor, 1, round(rate))
-        if rate in (passing, failing):  # whole msgs/s: the bracket cannot shrink further
+        if not unconfirmed and rate in (passing, failing):  # whole msgs/s: the bracket cannot shrink further
             stopped = "floor" if rate == failing and rate <= floor else "precision"
             break
         passed = bool(measure(rate))
         steps.append((rate, passed))
-        if passed:
-            passing = rate
-        else:
-            failing = rate
-    return {"interval": [passing, failing], "steps": steps, "stopped": stopped}
+        results.append((rate, passed))
+    failed_below = sorted(rate for rate, passed in verdicts.items() if not passed and passing is not None and rate < passing)
+    return {"interval": [passing, failing], "failed_below": failed_below, "steps": steps, "stopped": stopped}
 
 
 def capacity_cell(cell, plan_id):
@@ -292,6 +331,6 @@ def _search(cell, plan_id, suffix, run, slo, capacity, known, clock):
                                 slo["steps"], known=known, floor=floor,
                                 time_left=lambda: clock() - started + expected <= slo["max_s"])
     return {"percentile": slo["percentile"], "max_us": slo["max_us"], "interval_msgs_per_s": found["interval"],
-            "floor_msgs_per_s": floor,
+            "failed_below_msgs_per_s": found["failed_below"], "floor_msgs_per_s": floor,
             "stopped": found["stopped"], "seeded_from_sweep": [[rate, passed] for rate, passed in known],
             "steps": steps, "seconds": round(clock() - started, 2)}

@@ -148,7 +148,7 @@ def _compact_reasons(reasons):
 
 NUMBER_CELL = '<td class="n">'
 SLO_HEADINGS = ["engine", "connections", "objective", "msgs/s at the objective", "interval msgs/s",
-                "closed-loop msgs/s", "share of closed loop", "search runs", "stopped by"]
+                "closed-loop msgs/s", "share of closed loop", "also failed at msgs/s", "search runs", "stopped by"]
 
 
 def _slo_rows(results):
@@ -164,7 +164,8 @@ def _slo_rows(results):
         share = f"{entry.rate / closed:.0%}" if closed else "–"
         rows.append([entry.engine + (f" ({entry.side})" if entry.side else ""), str(entry.connections),
                      entry.objective, f"{entry.rate:,.0f}", interval, "–" if closed is None else f"{closed:,.0f}",
-                     share, str(entry.steps), ", ".join(sorted(set(entry.stopped)))])
+                     share, ", ".join(f"{rate:,.0f}" for rate in sorted(entry.failed_below)) or "–",
+                     str(entry.steps), ", ".join(sorted(set(entry.stopped)))])
     return rows
 
 
@@ -172,7 +173,9 @@ SLO_INTRODUCTION = ("The highest open-loop rate each engine sustained with the r
                     "(median over repetitions), found by bisection over the rate, each step a real run. The "
                     "interval runs from the lowest passing to the highest failing rate measured across the "
                     "repetitions: the capacity at the objective lies within it. The closed-loop rate is the "
-                    "capacity run that the sweep's rates are fractions of.")
+                    "capacity run that the sweep's rates are fractions of. Rates under the interval that failed the "
+                    "objective are listed: a run the machine disturbed, or an engine slower at low load than "
+                    "above it; either way the objective is not met at every rate under the capacity.")
 
 
 def markdown(results):

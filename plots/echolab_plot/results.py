@@ -264,6 +264,7 @@ class SloCapacity:
         self.engine, self.side, self.connections = engine, side, connections
         self.percentile, self.max_us = percentile, max_us
         self.passing, self.failing, self.closed_loop, self.stopped = [], [], [], []
+        self.failed_below = set()  # rates under a repetition's interval that failed
         self.steps = 0
 
     def add(self, entry, slo):
@@ -274,6 +275,7 @@ class SloCapacity:
         self.closed_loop.append(number(dig(entry, "capacity", "msgs_per_s")))
         self.steps += len(slo.get("steps") or [])
         self.stopped.append(slo.get("stopped") or "?")
+        self.failed_below.update(v for v in (number(r) for r in slo.get("failed_below_msgs_per_s") or []) if v)
 
     @property
     def objective(self):

@@ -123,15 +123,50 @@ class Bisection(unittest.TestCase):
         # Two runs find the ends; six halvings leave (60000/5000)^(1/64) of the bracket.
         self.assertLessEqual(math.log(high / low), math.log(60000 / 5000) / 2 ** 6 * 1.05)
 
-    def test_the_sweep_seeds_the_bracket_and_a_noisy_pass_above_a_failure_is_ignored(self):
+    def test_the_sweep_seeds_the_bracket_and_a_lone_pass_above_a_failure_is_measured_again(self):
         known = [(5000, True), (10000, True), (20000, False), (40000, True), (60000, False)]
         measured = []
         found = knee.search_slo_capacity(monotone(15000, measured), 5000, 60000, 3, known=known)
-        self.assertTrue(all(10000 < rate < 20000 for rate in measured), measured)
+        # The lone pass at 40,000 is run again, fails, and no longer counts.
+        self.assertEqual(measured[0], 40000)
+        self.assertTrue(all(10000 < rate < 20000 for rate in measured[1:]), measured)
         low, high = found["interval"]
         self.assertLessEqual(low, 15000)
         self.assertGreaterEqual(high, 15000)
-        self.assertLess(high / low, 2 ** (1 / 8) * 1.01)
+        self.assertLess(high / low, 2 ** (1 / 4) * 1.01)
+        self.assertEqual(found["failed_below"], [])
+
+    def test_a_lone_pass_that_passes_again_is_kept(self):
+        known = [(5000, False), (10000, True), (20000, False)]
+        measured = []
+        found = knee.search_slo_capacity(monotone(15000, measured), 5000, 60000, 2, known=known)
+        self.assertEqual(measured[0], 10000)
+        self.assertTrue(10000 < measured[1] < 20000, measured)
+        self.assertEqual(found["interval"], [measured[1], 20000])
+        self.assertEqual(found["failed_below"], [5000])
+
+    def test_a_failure_under_a_band_of_passes_does_not_cap_it_and_is_reported(self):
+        # A sweep that failed at its lowest rate (a slow wake-up of an idle machine) and
+        # passed at the three above it: the capacity is above the band, not under 7,958.
+        known = [(7958, False), (11349, True), (16188, True), (23088, True), (32924, False),
+                 (46955, False), (66963, False), (95502, False)]
+        measured = []
+
+        def measure(rate):
+            measured.append(rate)
+            return rate <= 27000
+
+        found = knee.search_slo_capacity(measure, 7958, 95502, 3, known=known)
+        self.assertTrue(all(23088 < rate < 32924 for rate in measured), measured)
+        low, high = found["interval"]
+        self.assertLessEqual(low, 27000)
+        self.assertGreater(high, 27000)
+        self.assertGreaterEqual(low, 23088)
+        self.assertEqual(found["failed_below"], [7958])
+
+    def test_a_rate_that_failed_once_fails_however_often_it_passed(self):
+        self.assertEqual(knee._verdicts([(100, True), (100, False), (200, True), (200, True)]),
+                         {100: False, 200: True})
 
     def test_noisy_measurements_still_bracket_within_the_noise(self):
         true_rate, noise = 30000, 0.05

@@ -57,7 +57,7 @@ def plan_records(engine, repetition):
     return plan, records
 
 
-def summary(engine, repetition, interval, closed_loop):
+def summary(engine, repetition, interval, closed_loop, failed_below=()):
     plan = f"{engine}_tcp_open_c16_s64_knee_slo-p99-1000us"
     steps = [{"id": f"{plan}_slo1_r{repetition}", "rate": interval[1], "passed": False, "why": "p99 over"},
              {"id": f"{plan}_slo2_r{repetition}", "rate": interval[0], "passed": True, "why": "p99 within"}]
@@ -65,12 +65,12 @@ def summary(engine, repetition, interval, closed_loop):
             "capacity": {"id": f"{plan}_capacity_r{repetition}", "msgs_per_s": closed_loop, "valid": True},
             "sweep_capacity_of": f"{plan}_capacity_r0",
             "slo": {"percentile": 99, "max_us": 1000, "interval_msgs_per_s": interval, "stopped": "steps",
-                    "seeded_from_sweep": [], "steps": steps}}
+                    "failed_below_msgs_per_s": list(failed_below), "seeded_from_sweep": [], "steps": steps}}
 
 
 def write_result_set(folder):
     records = plan_records("epoll", 0)[1] + plan_records("epoll", 1)[1] + plan_records("select", 0)[1]
-    knee = [summary("epoll", 0, [80000, 86000], 90000.0), summary("epoll", 1, [82000, 95000], 92000.0),
+    knee = [summary("epoll", 0, [80000, 86000], 90000.0), summary("epoll", 1, [82000, 95000], 92000.0, failed_below=[9000]),
             summary("select", 0, [None, 6000], 60000.0)]
     result_set_files.write_result_set(folder, records, "knee", engines=ENGINES, knee=knee)
 
@@ -113,8 +113,10 @@ class KneeFigures(unittest.TestCase):
     def test_markdown_and_html_tables(self):
         text = self.report.markdown(self.results)
         self.assertIn("**Capacity at the latency objective.**", text)
-        self.assertIn("| select | 16 | p99 ≤ 1000 µs | 0 | < 6,000 | 60,000 | 0% | 2 | steps |", text)
-        self.assertIn("| epoll | 16 | p99 ≤ 1000 µs | 81,000 | 80,000 – 95,000 | 91,000 | 89% | 4 | steps |", text)
+        self.assertIn("| select | 16 | p99 ≤ 1000 µs | 0 | < 6,000 | 60,000 | 0% | – | 2 | steps |", text)
+        # A repetition that failed at 9,000, under its passing band, says so.
+        self.assertIn("| epoll | 16 | p99 ≤ 1000 µs | 81,000 | 80,000 – 95,000 | 91,000 | 89% | 9,000 | 4 | steps |",
+                      text)
         self.assertLess(text.index("| select | 16"), text.index("| epoll | 16"))  # registry order
         page = self.report.render(self.results, [])
         self.assertIn('<h2 id="slo-capacity-table">Capacity at the latency objective</h2>', page)
