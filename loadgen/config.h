@@ -63,6 +63,9 @@ struct LoadConfig {
   std::string json_path;  // "-" for stdout
   std::string hgrm_path;
   std::string hlog_path;  // HdrHistogram interval log; also keeps per-interval uncorrected/send_lag
+  // --window-file: written when the run starts, with its measured window, so that a tool
+  // sampling the machine meanwhile (echolab-bench's /proc sampler) can keep out of it.
+  std::string window_path;
   bool quiet = false;  // no summary table
   bool live_status = true;  // still only when stdout is a terminal
   std::uint64_t seed = 1;

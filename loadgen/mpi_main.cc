@@ -320,6 +320,8 @@ int run_rank(const World& world, const std::vector<std::string>& args) {
     check_outputs(Outputs{rank_json, "", rank_hlog});
     // The recorder keeps every tag per interval for a log (--hlog): this rank's own is one.
     if (!rank_hlog.empty()) share.hlog_path = rank_hlog;
+    // Every rank starts at the agreed moment: rank 0's window is the run's.
+    if (!world.root()) share.window_path.clear();
     enter_network_namespace(for_rank(command.extra.at("netns"), world.rank));
     if (world.root()) {
       outputs = Outputs{command.config.json_path, command.config.hgrm_path, command.config.hlog_path};

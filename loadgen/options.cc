@@ -102,6 +102,9 @@ po::options_description describe_options(const CommandFlavour& flavour) {
     ("json", po::value<std::string>(), "write the JSON result to FILE ('-': stdout)")
     ("hgrm", po::value<std::string>(), "write the latency distribution in HdrHistogram .hgrm format")
     ("hlog", po::value<std::string>(), "write one histogram per interval in HdrHistogram's interval log (.hlog) format")
+    ("window-file", po::value<std::string>(),
+     "when the run starts, write its measured window to FILE (JSON, CLOCK_MONOTONIC seconds), for a tool that "
+     "samples the machine meanwhile and must keep out of it")
     ("quiet,q", "no summary table")
     ("no-status", "no live status line, even on a terminal")
     ("seed", po::value<std::string>()->default_value("1"), "seed of the message-size sequence")
@@ -412,6 +415,7 @@ ParsedCommand parse_command_line(const std::vector<std::string>& args, const Com
   if (vm.count("json")) config.json_path = get<std::string>(vm, "json");
   if (vm.count("hgrm")) config.hgrm_path = get<std::string>(vm, "hgrm");
   if (vm.count("hlog")) config.hlog_path = get<std::string>(vm, "hlog");
+  if (vm.count("window-file")) config.window_path = get<std::string>(vm, "window-file");
   config.quiet = vm.count("quiet") > 0;
   config.live_status = vm.count("no-status") == 0;
   config.seed = whole_option(vm, "seed", 0, UINT64_MAX);

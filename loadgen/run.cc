@@ -6,8 +6,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
 #include <condition_variable>
+#include <cstdio>
 #include <exception>
+#include <fstream>
 #include <iostream>
 #include <latch>
 #include <memory>
@@ -120,6 +125,30 @@ std::string limit_text(rlim_t limit) { return limit == RLIM_INFINITY ? "unlimite
 void print_note(const std::string& note) {
   if (!note.empty()) {
     std::cerr << ("echolab-loadgen: note: " + note + "\n") << std::flush;
+  }
+}
+
+// The measured window, for --window-file: written whole under a temporary name and renamed,
+// so a reader polling for the file never sees half of it. A failure is a warning: the run
+// itself is still worth having.
+void write_measured_window(const std::string& path, const RunClock& clock) {
+  const auto seconds = [](std::int64_t ns) { return static_cast<double>(ns) / 1e9; };
+  nlohmann::json window = {{"clock", "CLOCK_MONOTONIC"},
+                           {"start_s", seconds(clock.start)},
+                           {"measure_start_s", seconds(clock.measure_start)},
+                           {"send_end_s", clock.send_end == INT64_MAX ? nlohmann::json(nullptr)
+                                                                      : nlohmann::json(seconds(clock.send_end))}};
+  const std::string temporary = path + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    out << window.dump() << "\n";
+    if (!out.flush()) {
+      std::cerr << "echolab-loadgen: warning: --window-file: cannot write " << temporary << "\n";
+      return;
+    }
+  }
+  if (::rename(temporary.c_str(), path.c_str()) != 0) {
+    std::cerr << "echolab-loadgen: warning: --window-file: " << describe_errno("rename " + path, errno) << "\n";
   }
 }
 
@@ -399,6 +428,10 @@ RunResult run_load(const LoadConfig& config, const StatusCallback& on_status,
       config.messages > 0 ? INT64_MAX : run->clock.measure_start + config.duration.count();
   run->clock.hard_deadline = start + config.hard_limit().count();
   run->go.count_down();
+  if (!config.window_path.empty()) {
+    // Once, from this thread, in the warm-up (unless there is none).
+    write_measured_window(config.window_path, run->clock);
+  }
 
   wait_for_threads(*run, threads, on_status);
   for (const std::exception_ptr& error : run->thread_errors) {

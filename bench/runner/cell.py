@@ -303,23 +303,10 @@ def run_echolab_cell(cell, binaries, cpus, workdir):
     return record
 
 
-# The load generator's measured window starts after its own start-up (a few ms; more for
-# mpirun's ranks): the sampler's quiet window starts a sample's length early and ends late
-# by that much.
-QUIET_MARGIN_S = (0.05, 0.5)
-
-
-def measured_window(cell, now=None):
-    """(start, end) in time.monotonic() seconds of a load started now: when the sampler
-    stays out of the way (procfs.TreeSampler)."""
-    now = time.monotonic() if now is None else now
-    return (now + cell["warmup_s"] - QUIET_MARGIN_S[0],
-            now + cell["warmup_s"] + cell["duration_s"] + QUIET_MARGIN_S[1])
-
-
 def _run_echolab_cell(cell, binaries, cpus, workdir, hosts):
     stats_path = os.path.join(workdir, "server-stats.json")
     loadgen_path = os.path.join(workdir, "loadgen.json")
+    window_path = os.path.join(workdir, "measured-window.json") if binaries.get("window_file") else None
     command = _pinned(server_command(binaries, cell, stats_path, _listen_address(cell, workdir, hosts)),
                       cpus["server"])
     if hosts["prefix"]:
@@ -328,8 +315,11 @@ def _run_echolab_cell(cell, binaries, cpus, workdir, hosts):
     try:
         target = read_ready_line(server, READY_TIMEOUT_S)
         budget = cell["warmup_s"] + cell["duration_s"] + cell["timeout_s"] + 30
-        with procfs.TreeSampler(server.pid, quiet=measured_window(cell)) as sampler:
-            load = run_group(_pinned(load_command(binaries, cell, target, loadgen_path, hosts), cpus["client"]),
+        load_cmd = load_command(binaries, cell, target, loadgen_path, hosts)
+        if window_path:
+            load_cmd += ["--window-file", window_path]
+        with procfs.TreeSampler(server.pid, window_file=window_path) as sampler:
+            load = run_group(_pinned(load_cmd, cpus["client"]),
                              budget, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         tree = procfs.process_tree(server.pid)
         seconds_to_exit = stop_server(server)

@@ -97,7 +97,17 @@ def binaries_in(build_dir):
             raise SystemExit(f"echolab-bench: no {name} binary at {path} (build first, or pass --build-dir)")
     loadgen_mpi = os.path.join(os.path.dirname(found["loadgen"]), "echolab-loadgen-mpi")
     return dict(found, loadgen_mpi=loadgen_mpi if os.access(loadgen_mpi, os.X_OK) else None,
-                mpirun=shutil.which("mpirun"))
+                mpirun=shutil.which("mpirun"), window_file=_takes_option(found["loadgen"], "--window-file"))
+
+
+def _takes_option(program, option):
+    """Whether `program --help` lists `option`: an A/B run's baseline may be a build from
+    before the option."""
+    try:
+        out = subprocess.run([program, "--help"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return option in out.stdout
 
 
 def git_commit():

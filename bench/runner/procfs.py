@@ -1,5 +1,7 @@
 """Resource use of a server's whole process tree, read from /proc: CPU, memory (RSS and PSS
 summed over children), threads, processes and context switches."""
+import json
+import math
 import os
 import threading
 import time
@@ -160,15 +162,22 @@ def minor_faults(root):
 class TreeSampler:
     """Samples a process tree every `period` seconds in a thread; keeps the peaks.
 
-    Outside `quiet` only: (start, end) in time.monotonic() seconds, the load's measured
-    window. However cheap, a sample is /proc reads on a machine whose cores the server and
-    the load generator have taken, and it lands on the latency being measured. The load's
-    warm-up and its drain are the same load, so the peaks are sampled there; the root's own
-    high-water mark (VmHWM), which the kernel keeps through the quiet window, is reported
-    beside them."""
+    Never inside the load's measured window, which the load generator writes to
+    `window_file` when its run starts (echolab-loadgen --window-file). However cheap, a
+    sample is /proc reads on a machine whose cores the server and the load generator have
+    taken, and it lands on the latency being measured. The connections' set-up, the warm-up
+    and the drain are the same load, so the peaks are sampled there; the root's own
+    high-water mark (VmHWM), which the kernel keeps through the window, is reported beside
+    them. Without a window file (a load generator from before the option) it samples
+    throughout, and the result says so."""
 
-    def __init__(self, root, period=0.1, quiet=None):
-        self.root, self.period, self.quiet = root, period, quiet
+    # A sample started just before the window must be over when it opens; the drain after
+    # it still answers messages sent inside it.
+    MARGIN_S = (0.05, 0.1)
+
+    def __init__(self, root, period=0.1, window_file=None):
+        self.root, self.period, self.window_file = root, period, window_file
+        self.quiet = None  # (start, end) in time.monotonic() seconds, once the window is known
         self.peak = {"rss_bytes": 0, "pss_bytes": 0, "threads": 0, "processes": 0}
         self.samples = 0
         self._stop = threading.Event()
@@ -190,12 +199,29 @@ class TreeSampler:
             self.peak[key] = max(self.peak[key], snap[key])
         self.samples += 1
 
+    def _read_window(self):
+        """(start, end) of the quiet time from the window file (time.monotonic() is
+        CLOCK_MONOTONIC on Linux), once it is there; end is infinite for a run bounded by a
+        message count."""
+        text = _read(self.window_file) if self.window_file else None
+        if not text:
+            return None
+        try:
+            window = json.loads(text)
+            start = float(window["measure_start_s"]) - self.MARGIN_S[0]
+            end = window["send_end_s"]
+            return start, math.inf if end is None else float(end) + self.MARGIN_S[1]
+        except (ValueError, KeyError, TypeError):
+            return None
+
     def _run(self):
         finder = TreeFinder(self.root)
         while not self._stop.wait(self.period):
+            if self.quiet is None:
+                self.quiet = self._read_window()
             now = time.monotonic()
             if self.quiet and self.quiet[0] <= now < self.quiet[1]:
-                if self._stop.wait(self.quiet[1] - now):
+                if self._stop.wait(min(self.quiet[1] - now, 3600.0)):
                     return
             self._fold(snapshot(self.root, finder.tree()))
 
@@ -215,6 +241,7 @@ class TreeSampler:
             "peak_processes": self.peak["processes"],
             "zombies_at_end": self.end["zombies"],
             "samples": self.samples,
+            "measured_window_sampled": self.quiet is None,
             "note": "context switches of children that exited during the window are not counted",
         }
 

@@ -19,6 +19,7 @@ from bench_harness import BUILD_DIR, REPO, ResultSetCase, run_bench  # noqa: E40
 sys.path.insert(0, os.path.join(REPO, "bench"))
 from runner import cell as cell_mod  # noqa: E402
 from runner import engines as engines_mod  # noqa: E402
+from runner import main as main_mod  # noqa: E402
 from runner import procfs  # noqa: E402
 from runner import spec as spec_mod  # noqa: E402
 
@@ -234,9 +235,12 @@ class ServerTreeSampling(unittest.TestCase):
 
 class SamplerStaysOutOfTheMeasuredWindow(unittest.TestCase):
     """No sample is taken while the load is measured (a sample's /proc reads land on the
-    latency); the warm-up and the drain are sampled, and the peaks come from them."""
+    latency): the window comes from the load generator's --window-file; before and after it,
+    the sampler samples, and the peaks come from there."""
 
-    def test_no_sample_inside_the_quiet_window(self):
+    def sample_times(self, window=None, write_after=0.0):
+        """The times of the samples of a 1.1 s TreeSampler over this process, with `window`
+        (start, end, monotonic seconds) written to its window file `write_after` s in."""
         taken = []
         original = procfs.snapshot
 
@@ -244,26 +248,52 @@ class SamplerStaysOutOfTheMeasuredWindow(unittest.TestCase):
             taken.append(time.monotonic())
             return original(root, tree)
 
+        with tempfile.TemporaryDirectory() as scratch:
+            window_file = os.path.join(scratch, "window.json")
+            start = time.monotonic()
+            with unittest.mock.patch.object(procfs, "snapshot", recording):
+                with procfs.TreeSampler(os.getpid(), period=0.02, window_file=window_file) as sampler:
+                    written = window is None
+                    while time.monotonic() < start + 1.1:
+                        if not written and time.monotonic() >= start + write_after:
+                            with open(window_file, "w") as f:
+                                json.dump({"clock": "CLOCK_MONOTONIC", "start_s": window[0] - 0.1,
+                                           "measure_start_s": window[0], "send_end_s": window[1]}, f)
+                            written = True
+                        time.sleep(0.01)
+        return taken[1:-1], sampler  # the start and end snapshots are outside the run
+
+    def test_no_sample_inside_the_window_and_sampling_around_it(self):
         start = time.monotonic()
-        quiet = (start + 0.3, start + 0.8)
-        with unittest.mock.patch.object(procfs, "snapshot", recording):
-            with procfs.TreeSampler(os.getpid(), period=0.02, quiet=quiet) as sampler:
-                while time.monotonic() < start + 1.1:
-                    time.sleep(0.01)
-        during = [t for t in taken[1:-1] if quiet[0] + 0.005 < t < quiet[1]]
-        self.assertEqual(during, [], "sampled inside the measured window")
-        self.assertTrue(any(t < quiet[0] for t in taken[1:-1]), "the warm-up was not sampled")
-        self.assertTrue(any(t >= quiet[1] for t in taken[1:-1]), "sampling did not resume after the window")
+        window = (start + 0.3, start + 0.7)
+        taken, sampler = self.sample_times(window, write_after=0.1)
+        quiet = (window[0] - procfs.TreeSampler.MARGIN_S[0], window[1] + procfs.TreeSampler.MARGIN_S[1])
+        self.assertEqual([t for t in taken if quiet[0] + 0.005 < t < quiet[1]], [], "sampled inside the window")
+        self.assertTrue(any(t < quiet[0] for t in taken), "the warm-up was not sampled")
+        self.assertTrue(any(t >= quiet[1] for t in taken), "sampling did not resume after the window")
         result = sampler.result()
-        self.assertEqual(result["samples"], len(taken) - 1)  # every sample but the starting one
+        self.assertEqual(result["samples"], len(taken) + 1)  # and the end snapshot
+        self.assertFalse(result["measured_window_sampled"])
         self.assertGreater(result["peak_rss_bytes"], 0)
         self.assertGreaterEqual(result["root_rss_high_water_bytes"], sampler.end["rss_bytes"])
 
-    def test_the_window_follows_the_cells_warmup_and_duration(self):
-        start, end = cell_mod.measured_window({"warmup_s": 0.3, "duration_s": 1.2}, now=100.0)
-        self.assertLess(start, 100.3)
-        self.assertGreater(end, 101.5)
-        self.assertLess(end - start, 1.2 + 1.0)
+    def test_a_run_bounded_by_a_message_count_is_quiet_to_its_end(self):
+        start = time.monotonic()
+        taken, _ = self.sample_times((start + 0.3, None), write_after=0.1)
+        self.assertEqual([t for t in taken if t > start + 0.3], [])
+
+    def test_without_a_window_it_samples_throughout_and_says_so(self):
+        taken, sampler = self.sample_times()
+        self.assertGreater(len(taken), 20)
+        self.assertTrue(sampler.result()["measured_window_sampled"])
+
+    def test_the_runner_asks_for_the_window_only_of_a_generator_that_writes_one(self):
+        binaries = {"loadgen": os.path.join(BUILD_DIR, "loadgen", "echolab-loadgen")}
+        if not os.access(binaries["loadgen"], os.X_OK):
+            self.skipTest("no echolab-loadgen built at " + binaries["loadgen"])
+        self.assertTrue(main_mod._takes_option(binaries["loadgen"], "--window-file"))
+        self.assertFalse(main_mod._takes_option(binaries["loadgen"], "--no-such-option"))
+        self.assertFalse(main_mod._takes_option("/nonexistent/echolab-loadgen", "--window-file"))
 
 
 class LoadTimeout(unittest.TestCase):

@@ -3,6 +3,9 @@
 // exactly, mismatched configurations are refused in one line.
 #include <gtest/gtest.h>
 
+#include <time.h>
+
+#include <filesystem>
 #include <fstream>
 
 #include "loadgen/histogram.h"
@@ -73,6 +76,41 @@ TEST_F(LoadgenResults, OpenLoopRecordsBusyBesideCpuAndMaxCpuJudgesBusy) {
   }
   EXPECT_EQ(judged_busy, thread.at("busy_share").get<double>() > 0.9) << run.json.at("invalid_reasons").dump()
                                                                        << " " << thread.dump();
+}
+
+double monotonic_s() {
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
+}
+
+// --window-file: the measured window, on the clock a sampling tool reads, inside the run and
+// as long as it was asked to be; a run bounded by a message count has no known end.
+TEST_F(LoadgenResults, TheWindowFileHoldsTheMeasuredWindowOnTheMonotonicClock) {
+  EchoServerProcess tcp = start_echolab_server("epoll", "tcp", "framed", "127.0.0.1:0");
+  const std::string window_path = dir_.file("window.json");
+  const double before = monotonic_s();
+  const LoadgenOutcome run = run_loadgen(
+      dir_, {"--target", tcp.ready().address, "--warmup", "0.2s", "--duration", "0.4s", "--timeout", "1s",
+             "--quiet", "--no-status", "--window-file", window_path});
+  const double after = monotonic_s();
+  ASSERT_TRUE(run.status.success()) << run.describe();
+  const nlohmann::json window = read_json_file(window_path);
+  EXPECT_EQ(window.at("clock"), "CLOCK_MONOTONIC");
+  const double start = window.at("start_s").get<double>();
+  const double measure_start = window.at("measure_start_s").get<double>();
+  const double send_end = window.at("send_end_s").get<double>();
+  EXPECT_GT(start, before);
+  EXPECT_NEAR(measure_start - start, 0.2, 1e-6);
+  EXPECT_NEAR(send_end - measure_start, 0.4, 1e-6);
+  EXPECT_LT(send_end, after);
+  EXPECT_FALSE(std::filesystem::exists(window_path + ".tmp"));
+
+  const LoadgenOutcome counted = run_loadgen(
+      dir_, {"--target", tcp.ready().address, "--warmup", "0", "--messages", "200", "--timeout", "1s",
+             "--quiet", "--no-status", "--window-file", window_path});
+  ASSERT_TRUE(counted.status.success()) << counted.describe();
+  EXPECT_TRUE(read_json_file(window_path).at("send_end_s").is_null());
 }
 
 // The real validator too, where Debian's python3-jsonschema is installed.
