@@ -9,6 +9,7 @@
 
 #include "tests/loadgen/faulty_echo_server.h"
 #include "tests/loadgen/loadgen_harness.h"
+#include "tests/support/eventually.h"
 
 namespace echolab::test {
 namespace {
@@ -45,11 +46,8 @@ TEST(LoadgenFaults, MessagesDueDuringAGeneratorStallGoOutInOneWakeUp) {
   LoadgenRun run(dir, {"--target", server.address(), "--mode", "open", "--rate", "2000",
                        "--connections", "16", "--warmup", "0", "--duration", "1.5s", "--timeout", "1s",
                        "--quiet", "--no-status"});
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (server.messages() < 400 && std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  ASSERT_GE(server.messages(), 400u) << "the generator never got going";
+  ASSERT_TRUE(eventually([&] { return server.messages() >= 400; }, std::chrono::seconds(20)))
+      << "the generator never got going";
   ASSERT_TRUE(run.send_signal(SIGSTOP));
   std::this_thread::sleep_for(std::chrono::milliseconds(150));
   ASSERT_TRUE(run.send_signal(SIGCONT));

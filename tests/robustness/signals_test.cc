@@ -14,6 +14,7 @@
 
 #include "tests/robustness/clients.h"
 #include "tests/support/case_result.h"
+#include "tests/support/eventually.h"
 #include "tests/support/proc_fs.h"
 #include "tests/support/process_tree.h"
 #include "tests/support/server_under_test.h"
@@ -81,19 +82,6 @@ std::vector<pid_t> children_of(pid_t parent) {
     }
   }
   return children;
-}
-
-// Polls `done` every few milliseconds for at most `timeout`.
-template <typename Done>
-bool eventually(Done done, milliseconds timeout) {
-  const auto give_up = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= give_up) {
-      return false;
-    }
-    std::this_thread::sleep_for(milliseconds(2));
-  }
-  return true;
 }
 
 class StraySignals : public testing::TestWithParam<std::string> {};
@@ -229,8 +217,8 @@ TEST_P(WorkerSignals, WorkersThatKeepDyingAreGivenUpOn) {
   int kills = 0;
   for (; kills < 100 && server.running() && !gave_up(); ++kills) {
     std::vector<pid_t> workers;
-    eventually([&] { return !(workers = children_of(server.pid())).empty() || !server.running(); },
-               kIoTimeout);
+    (void)eventually([&] { return !(workers = children_of(server.pid())).empty() || !server.running(); },
+                     kIoTimeout);
     for (const pid_t worker : workers) {
       if (gave_up()) {
         break;

@@ -15,6 +15,8 @@
 #include <string_view>
 #include <thread>
 
+#include "tests/support/eventually.h"
+
 namespace echolab::test {
 namespace {
 
@@ -136,18 +138,14 @@ bool kill_if_same_process(const ProcStat& recorded, int signal) {
 }
 
 void reap_if_adopted(const ProcStat& recorded, milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    int status = 0;
-    const pid_t r = ::waitpid(recorded.pid, &status, WNOHANG);
-    if (r == recorded.pid) {
-      return;
-    }
-    if (r < 0 && errno == ECHILD && !still_present(recorded)) {
-      return;  // not ours, and its own parent or PID 1 reaped it
-    }
-    std::this_thread::sleep_for(milliseconds(5));
-  }
+  (void)eventually(
+      [&] {
+        int status = 0;
+        const pid_t r = ::waitpid(recorded.pid, &status, WNOHANG);
+        // Not ours when ECHILD: then its own parent or PID 1 reaps it.
+        return r == recorded.pid || (r < 0 && errno == ECHILD && !still_present(recorded));
+      },
+      timeout);
 }
 
 int accept_queue_length(int port) {
@@ -183,12 +181,8 @@ int accept_queue_length(int port) {
 }
 
 int wait_for_empty_accept_queues(int port, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  int waiting = accept_queue_length(port);
-  while (waiting > 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    waiting = accept_queue_length(port);
-  }
+  int waiting = -1;
+  (void)eventually([&] { return (waiting = accept_queue_length(port)) <= 0; }, timeout);
   return waiting;
 }
 
@@ -215,14 +209,10 @@ int settled_fd_count(pid_t pid, milliseconds timeout) {
 }
 
 int wait_for_fd_count(pid_t pid, int expected, milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    const int count = count_open_fds(pid);
-    if (count == expected || count < 0 || std::chrono::steady_clock::now() >= deadline) {
-      return count;
-    }
-    std::this_thread::sleep_for(milliseconds(20));
-  }
+  int count = -1;
+  (void)eventually([&] { return (count = count_open_fds(pid)) == expected || count < 0; }, timeout,
+                   milliseconds(20));
+  return count;
 }
 
 namespace {
@@ -252,14 +242,7 @@ bool a_thread_is_in(pid_t root, const std::vector<long>& syscalls) {
 }
 
 bool wait_for_a_thread_in(pid_t root, const std::vector<long>& syscalls, milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    const bool found = a_thread_is_in(root, syscalls);
-    if (found || std::chrono::steady_clock::now() >= deadline) {
-      return found;
-    }
-    std::this_thread::sleep_for(milliseconds(10));
-  }
+  return eventually([&] { return a_thread_is_in(root, syscalls); }, timeout, milliseconds(10));
 }
 
 void adopt_orphans() { ::prctl(PR_SET_CHILD_SUBREAPER, 1); }

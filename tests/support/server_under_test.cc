@@ -7,6 +7,8 @@
 #include <iostream>
 #include <thread>
 
+#include "tests/support/eventually.h"
+
 namespace echolab::test {
 namespace {
 
@@ -144,12 +146,9 @@ void ServerUnderTest::expect_no_fd_leak() {
   // A prefork worker leaks in its own table. Its baseline was taken once it had settled
   // (settled_fd_count); it may close more later, so only growth counts as a leak.
   for (const auto& [child, baseline] : baseline_child_fds_) {
-    int now = count_open_fds(child.pid);
-    for (auto deadline = std::chrono::steady_clock::now() + kFdSettle;
-         now > baseline && std::chrono::steady_clock::now() < deadline;) {
-      std::this_thread::sleep_for(milliseconds(20));
-      now = count_open_fds(child.pid);
-    }
+    int now = -1;
+    (void)eventually([&] { return (now = count_open_fds(child.pid)) <= baseline; }, kFdSettle,
+                     milliseconds(20));
     if (still_present(child)) {
       EXPECT_LE(now, baseline) << "child " << child.describe() << " holds " << now << " descriptors, "
                                << baseline << " at start-up";
