@@ -153,6 +153,11 @@ def latency_vs_rate(results):
     return figure, caption
 
 
+def _three_digits(value):
+    """17,901 -> '17.9k': a bracket's ends to the precision the search has."""
+    return style.human(float(f"{round(value):.3g}"))
+
+
 def slo_capacity(results):
     """One bar per engine: the highest rate it sustained with the run valid and the latency
     objective met; the error bar spans the bracket the search measured around it."""
@@ -178,9 +183,11 @@ def slo_capacity(results):
         if high is None:  # passed at every rate tried: the capacity is at least this
             ax.annotate("", xy=(position, entry.rate * 1.25), xytext=(position, entry.rate),
                         arrowprops={"arrowstyle": "->", "color": "black"})
-        text = (f"≥ {style.human(round(low))}" if high is None else f"< {style.human(round(high))}" if not low
-                else f"{style.human(round(low))}–{style.human(round(high))}")
-        ax.text(position, max(top, entry.rate, 1) * 1.05, text, ha="center", va="bottom", fontsize=8)
+        text = (f"≥ {_three_digits(low)}" if high is None else f"< {_three_digits(high)}" if not low
+                else f"{_three_digits(low)}–{_three_digits(high)}")
+        # Upright, a dozen engines' brackets overlap each other.
+        ax.text(position, max(top, entry.rate, 1) * 1.04, text, ha="center", va="bottom", fontsize=8,
+                rotation=90)
         highest = max(highest, top * (1.25 if high is None else 1.0), entry.closed_loop_rate or 0)
         if entry.closed_loop_rate:
             ax.plot([position], [entry.closed_loop_rate], marker="_", markersize=28, markeredgewidth=2,
@@ -189,7 +196,7 @@ def slo_capacity(results):
     ax.set_xticklabels([e.engine + (f" ({e.side})" if e.side else "") for e in chosen], rotation=20, ha="right")
     ax.set_xlim(-0.6, len(chosen) - 0.4)
     style.format_axis(ax, "", f"msgs/s at {chosen[0].objective}")
-    ax.set_ylim(0, highest * 1.15)
+    ax.set_ylim(0, highest * 1.6)  # room for the upright labels
     first = chosen[0]
     style.finish(figure, f"Capacity at a latency objective: {first.objective}", results, legend_axes=ax,
                  subtitle=f"open loop, {first.connections} connections; highest offered rate with the run valid "
